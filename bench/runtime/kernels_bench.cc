@@ -1,0 +1,201 @@
+// CPU kernel throughput at the shapes of a 124M-parameter Llama (dim 768, ffn 2048, vocab 24000,
+// 12 heads of 64): matvec GB/s per weight dtype (decode), GEMM GFLOP/s at n = 512 (prefill),
+// attention decode at 512 / 4096 tokens of context, each with 1 and 2 threads. The last argument
+// of every benchmark is the thread count.
+//
+//   build-kern/bin/kernels_bench                       # all
+//   build-kern/bin/kernels_bench --benchmark_filter=Decode124M
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/matmul.h"
+#include "kernels/half.h"
+
+namespace leoam::kernels {
+
+CpuBackend& BackendWithThreads(int threads) {
+  static std::map<int, std::unique_ptr<CpuBackend>> backends;
+  auto& slot = backends[threads];
+  if (!slot) {
+    CpuBackendOptions options;
+    options.num_threads = threads;
+    slot = std::move(CpuBackend::Create(options).value());
+  }
+  return *slot;
+}
+
+namespace {
+
+// Random weights of `type` (bytes only; Q8_0 scales are valid fp16).
+std::vector<uint8_t> RandomWeights(DType type, int64_t rows, int64_t cols) {
+  std::vector<uint8_t> bytes(RowBytes(type, cols) * rows);
+  std::mt19937 rng(42);
+  if (type == DType::kF32) {
+    float* f = reinterpret_cast<float*>(bytes.data());
+    for (int64_t i = 0; i < rows * cols; ++i) f[i] = static_cast<float>(rng() % 2001) / 1000.0f - 1.0f;
+  } else if (type == DType::kQ8_0) {
+    for (size_t b = 0; b < bytes.size(); b += 34) {
+      const uint16_t d = FloatToHalf(0.01f);
+      std::memcpy(&bytes[b], &d, 2);
+      for (int i = 2; i < 34; ++i) bytes[b + i] = static_cast<uint8_t>(rng());
+    }
+  } else {
+    uint16_t* h = reinterpret_cast<uint16_t*>(bytes.data());
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      const float v = static_cast<float>(rng() % 2001) / 1000.0f - 1.0f;
+      h[i] = type == DType::kF16 ? FloatToHalf(v) : FloatToBf16(v);
+    }
+  }
+  return bytes;
+}
+
+std::vector<float> RandomActivations(size_t n) {
+  std::mt19937 rng(7);
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(rng() % 2001) / 1000.0f - 1.0f;
+  return v;
+}
+
+// Args: dtype, rows, cols, threads. One matrix, so small ones are served from cache.
+void BM_MatVec(benchmark::State& state) {
+  const DType type = static_cast<DType>(state.range(0));
+  const int64_t rows = state.range(1), cols = state.range(2);
+  CpuBackend& backend = BackendWithThreads(static_cast<int>(state.range(3)));
+  const std::vector<uint8_t> w = RandomWeights(type, rows, cols);
+  const std::vector<float> x = RandomActivations(cols);
+  std::vector<float> y(rows);
+  const Matrix m{type, w.data(), rows, cols};
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(backend.MatMul(x.data(), m, 1, y.data()));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * w.size()));
+  state.SetLabel(std::string(DTypeName(type)));
+}
+
+void MatVecArgs(benchmark::internal::Benchmark* b) {
+  for (int type : {0, 1, 2, 3}) {
+    for (auto [rows, cols] : {std::pair{768, 768}, std::pair{2048, 768}, std::pair{768, 2048}, std::pair{24000, 768}}) {
+      for (int threads : {1, 2}) b->Args({type, rows, cols, threads});
+    }
+  }
+}
+BENCHMARK(BM_MatVec)->Apply(MatVecArgs)->UseRealTime();
+
+// All matvecs of one decode step of the 124M model (12 layers of q,k,v,o 768x768, gate/up
+// 2048x768, down 768x2048, plus the 24000x768 output): ~207 MB of F16, more than the caches, so
+// this is the DRAM-bound decode ceiling. Args: dtype, threads. Reports tokens/s.
+void BM_Decode124MMatVecs(benchmark::State& state) {
+  const DType type = static_cast<DType>(state.range(0));
+  CpuBackend& backend = BackendWithThreads(static_cast<int>(state.range(1)));
+  struct Layer {
+    std::vector<uint8_t> wq, wk, wv, wo, w1, w3, w2;
+  };
+  std::vector<Layer> layers(12);
+  for (Layer& l : layers) {
+    l = Layer{RandomWeights(type, 768, 768), RandomWeights(type, 768, 768),  RandomWeights(type, 768, 768),
+              RandomWeights(type, 768, 768), RandomWeights(type, 2048, 768), RandomWeights(type, 2048, 768),
+              RandomWeights(type, 768, 2048)};
+  }
+  const std::vector<uint8_t> out = RandomWeights(type, 24000, 768);
+  const std::vector<float> x = RandomActivations(2048);
+  std::vector<float> y(24000);
+  size_t bytes = out.size();
+  for (const Layer& l : layers) bytes += 4 * l.wq.size() + 3 * l.w1.size();
+  for (auto _ : state) {
+    for (const Layer& l : layers) {
+      for (const auto* w : {&l.wq, &l.wk, &l.wv, &l.wo}) {
+        benchmark::DoNotOptimize(backend.MatMul(x.data(), Matrix{type, w->data(), 768, 768}, 1, y.data()));
+      }
+      benchmark::DoNotOptimize(backend.MatMul(x.data(), Matrix{type, l.w1.data(), 2048, 768}, 1, y.data()));
+      benchmark::DoNotOptimize(backend.MatMul(x.data(), Matrix{type, l.w3.data(), 2048, 768}, 1, y.data()));
+      benchmark::DoNotOptimize(backend.MatMul(x.data(), Matrix{type, l.w2.data(), 768, 2048}, 1, y.data()));
+    }
+    benchmark::DoNotOptimize(backend.MatMul(x.data(), Matrix{type, out.data(), 24000, 768}, 1, y.data()));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(DTypeName(type)));
+}
+BENCHMARK(BM_Decode124MMatVecs)->ArgsProduct({{0, 1, 2, 3}, {1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Args: dtype, rows, cols, threads; n = 512 tokens. Reports GFLOP/s.
+void BM_Gemm512(benchmark::State& state) {
+  const DType type = static_cast<DType>(state.range(0));
+  const int64_t rows = state.range(1), cols = state.range(2);
+  constexpr int32_t n = 512;
+  CpuBackend& backend = BackendWithThreads(static_cast<int>(state.range(3)));
+  const std::vector<uint8_t> w = RandomWeights(type, rows, cols);
+  const std::vector<float> x = RandomActivations(n * cols);
+  std::vector<float> y(n * rows);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(backend.MatMul(x.data(), Matrix{type, w.data(), rows, cols}, n, y.data()));
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * n * rows * cols / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(DTypeName(type)));
+}
+
+void GemmArgs(benchmark::internal::Benchmark* b) {
+  for (int type : {0, 1, 2, 3}) {
+    for (auto [rows, cols] : {std::pair{768, 768}, std::pair{2048, 768}, std::pair{768, 2048}}) {
+      for (int threads : {1, 2}) b->Args({type, rows, cols, threads});
+    }
+  }
+  for (int threads : {1, 2}) b->Args({1, 24000, 768, threads});
+}
+BENCHMARK(BM_Gemm512)->Apply(GemmArgs)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Args: context, num_queries, threads. 12 heads (12 kv heads) of 64, as the 124M model; reports
+// the K/V bytes read per second for decode.
+void BM_Attention(benchmark::State& state) {
+  const int32_t context = static_cast<int32_t>(state.range(0));
+  const int32_t queries = static_cast<int32_t>(state.range(1));
+  CpuBackend& backend = BackendWithThreads(static_cast<int>(state.range(2)));
+  const AttentionParams p{queries, 12, 12, 64, context - queries, 0.125f};
+  const std::vector<float> q = RandomActivations(static_cast<size_t>(queries) * 12 * 64);
+  const std::vector<float> k = RandomActivations(static_cast<size_t>(context) * 12 * 64);
+  const std::vector<float> v = RandomActivations(static_cast<size_t>(context) * 12 * 64);
+  std::vector<float> out(q.size());
+  std::vector<float> ws(AttentionWorkspaceBytes(p, backend.num_threads()) / 4 + 1);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(backend.Attention(p, q.data(), k.data(), v.data(), out.data(), ws.data()));
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * 2 * k.size() * sizeof(float)));
+  // Causal multiply-adds: q.k and p.v over the visible keys.
+  const double macs = 2.0 * 12 * 64 * queries * (context - queries + (queries + 1) / 2.0);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * 2 * macs / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_Attention)
+    ->ArgsProduct({{512, 4096}, {1}, {1, 2}})
+    ->Args({512, 512, 1})
+    ->Args({512, 512, 2})
+    ->Args({4096, 512, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace leoam::kernels
+
+int main(int argc, char** argv) {
+  // Creating a backend configures OpenBLAS (core choice, threads); report what was chosen.
+  leoam::kernels::BackendWithThreads(1);
+  benchmark::AddCustomContext("openblas_core", leoam::kernels::cpu::ConfigureOpenBlas());
+  benchmark::AddCustomContext("simd",
+                              leoam::kernels::cpu::SimdLevelName(leoam::kernels::BackendWithThreads(1).simd_level()));
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,86 @@
+#include "compute/engine/generate.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+
+namespace leoam {
+
+std::string_view FinishReasonName(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength: return "length";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kContextFull: return "context_full";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* tokenizer, std::span<const int32_t> prompt,
+                                        const GenerateOptions& options, const std::function<void(int32_t)>& on_token) {
+  const ModelConfig& config = model.config();
+  if (prompt.empty()) return absl::InvalidArgumentError("the prompt has no tokens");
+  if (options.max_tokens < 0) {
+    return absl::InvalidArgumentError(absl::StrFormat("max_tokens must be >= 0, got %d", options.max_tokens));
+  }
+  if (options.max_context < 0) {
+    return absl::InvalidArgumentError(absl::StrFormat("max_context must be >= 0, got %d", options.max_context));
+  }
+  const int32_t limit = options.max_context > 0 ? options.max_context : config.context_length;
+  const int32_t prompt_len = static_cast<int32_t>(prompt.size());
+  if (prompt_len > limit) {
+    return absl::OutOfRangeError(
+        absl::StrFormat("the prompt has %d tokens, more than the context limit of %d", prompt_len, limit));
+  }
+  ASSIGN_OR_RETURN(Sampler sampler, Sampler::Create(options.sampling));
+  // The last generated token is never run through the model, so the cache needs
+  // prompt + max_tokens - 1 positions at most.
+  const int32_t capacity =
+      std::min<int64_t>(limit, static_cast<int64_t>(prompt_len) + std::max(options.max_tokens - 1, 0));
+  ASSIGN_OR_RETURN(KvCache cache, KvCache::Create(model.backend(), config, capacity));
+
+  auto is_stop = [&](int32_t id) {
+    if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), id) != options.stop_tokens.end()) return true;
+    return tokenizer != nullptr && (tokenizer->IsEndOfGeneration(id) || id == tokenizer->bos_id());
+  };
+
+  GenerateResult result;
+  result.prompt_tokens = prompt_len;
+  const size_t vocab = config.vocab_size;
+  std::vector<float> logits(options.keep_prompt_logits ? prompt.size() * vocab : vocab);
+
+  absl::Time start = absl::Now();
+  RETURN_IF_ERROR(model.Forward(prompt, 0, cache, options.keep_prompt_logits, logits.data()));
+  result.prefill_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const float* next_logits = logits.data() + (options.keep_prompt_logits ? (prompt.size() - 1) * vocab : 0);
+  if (options.keep_prompt_logits) {
+    result.prompt_logits = logits;
+  }
+
+  start = absl::Now();
+  int32_t position = prompt_len;
+  result.finish_reason = FinishReason::kLength;
+  std::vector<float> step_logits(next_logits, next_logits + vocab);
+  while (static_cast<int32_t>(result.tokens.size()) < options.max_tokens) {
+    ASSIGN_OR_RETURN(int32_t token, sampler.Sample(step_logits.data(), config.vocab_size));
+    if (is_stop(token)) {
+      result.finish_reason = FinishReason::kStop;
+      break;
+    }
+    result.tokens.push_back(token);
+    if (on_token) on_token(token);
+    if (static_cast<int32_t>(result.tokens.size()) == options.max_tokens) break;
+    if (position >= capacity) {
+      result.finish_reason = FinishReason::kContextFull;
+      break;
+    }
+    const int32_t one[1] = {token};
+    RETURN_IF_ERROR(model.Forward(one, position, cache, /*all_logits=*/false, step_logits.data()));
+    ++position;
+  }
+  result.decode_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  return result;
+}
+
+}  // namespace leoam

@@ -1,0 +1,52 @@
+// Generate: the single-sequence generation loop of the runtime — prefill, then sample and decode
+// one token at a time until a stop condition.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "compute/model/llama_model.h"
+#include "compute/sampling/sampler.h"
+#include "compute/tokenizer/tokenizer.h"
+
+namespace leoam {
+
+struct GenerateOptions {
+  // Most tokens to generate. Default 256; 0 runs the prompt only (e.g. to read its logits).
+  int32_t max_tokens = 256;
+  // Positions the KV cache may hold (prompt + forwarded generated tokens); 0 means the model's
+  // context_length. A prompt longer than this is OUT_OF_RANGE; generation stops with
+  // kContextFull when it is reached.
+  int32_t max_context = 0;
+  SamplingParams sampling;
+  // Token ids that end generation, besides the tokenizer's end-of-generation tokens and BOS
+  // (a generated BOS starts a new document, so it ends this one). The stop token is not emitted.
+  std::vector<int32_t> stop_tokens;
+  // Keep the logits of every prompt position in GenerateResult::prompt_logits.
+  bool keep_prompt_logits = false;
+};
+
+enum class FinishReason { kLength, kStop, kContextFull };
+std::string_view FinishReasonName(FinishReason reason);  // "length", "stop", "context_full"
+
+struct GenerateResult {
+  std::vector<int32_t> tokens;  // generated ids, stop token excluded
+  FinishReason finish_reason = FinishReason::kLength;
+  int32_t prompt_tokens = 0;
+  double prefill_seconds = 0.0;  // prompt forward pass, including the first token's logits
+  double decode_seconds = 0.0;   // every later forward pass and sampling step
+  std::vector<float> prompt_logits;  // [prompt_tokens, vocab] when keep_prompt_logits
+};
+
+// Runs `prompt` (token ids, BOS included if wanted) through `model`. `tokenizer` may be null (then
+// only BOS/EOS from the model file are not known: only stop_tokens end generation). `on_token` is
+// called for each generated token as soon as it is sampled.
+absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* tokenizer, std::span<const int32_t> prompt,
+                                        const GenerateOptions& options,
+                                        const std::function<void(int32_t)>& on_token = nullptr);
+
+}  // namespace leoam

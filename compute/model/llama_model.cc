@@ -1,0 +1,155 @@
+#include "compute/model/llama_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+
+namespace leoam {
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const std::string& path, kernels::Backend& backend,
+                                                             const ModelOptions& options) {
+  if (options.prefill_chunk <= 0) {
+    return absl::InvalidArgumentError(absl::StrFormat("prefill_chunk must be positive, got %d", options.prefill_chunk));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<gguf::GgufFile> file, gguf::GgufFile::Open(path));
+  ASSIGN_OR_RETURN(ModelConfig config, ModelConfig::FromGguf(*file));
+  ASSIGN_OR_RETURN(ModelWeights weights, ModelWeights::Load(*file, config, backend));
+  std::unique_ptr<LlamaModel> model(
+      new LlamaModel(std::move(file), std::move(config), std::move(weights), backend, options));
+
+  // Rotary frequencies, computed in float as the reference implementations do:
+  // inv_freq[i] = 1 / base^(2i / rope_dim), divided by Llama-3 frequency factors and linear scale.
+  const ModelConfig& c = model->config_;
+  std::vector<float> inv_freq(c.rope_dim / 2);
+  for (int i = 0; i < c.rope_dim / 2; ++i) {
+    float f = 1.0f / std::pow(c.rope_freq_base, static_cast<float>(2 * i) / static_cast<float>(c.rope_dim));
+    if (!model->weights_.rope_freq_factors.empty()) f /= model->weights_.rope_freq_factors[i];
+    inv_freq[i] = f / c.rope_linear_scale;
+  }
+  ASSIGN_OR_RETURN(model->inv_freq_, backend.Allocate(inv_freq.size() * sizeof(float)));
+  RETURN_IF_ERROR(backend.CopyToDevice(model->inv_freq_.data(), inv_freq.data(), inv_freq.size() * sizeof(float)));
+  model->rope_ = kernels::RopeParams{c.rope_style, c.rope_dim, model->inv_freq_.as<float>()};
+  return model;
+}
+
+absl::Status LlamaModel::EnsureScratch(int32_t tokens) {
+  if (scratch_.tokens >= tokens) return absl::OkStatus();
+  const ModelConfig& c = config_;
+  Scratch s;
+  s.tokens = tokens;
+  const size_t f = sizeof(float);
+  ASSIGN_OR_RETURN(s.x, backend_.Allocate(size_t{1} * tokens * c.dim * f));
+  ASSIGN_OR_RETURN(s.xn, backend_.Allocate(size_t{1} * tokens * std::max(c.dim, c.q_dim()) * f));
+  ASSIGN_OR_RETURN(s.q, backend_.Allocate(size_t{1} * tokens * c.q_dim() * f));
+  ASSIGN_OR_RETURN(s.att, backend_.Allocate(size_t{1} * tokens * c.q_dim() * f));
+  ASSIGN_OR_RETURN(s.gate, backend_.Allocate(size_t{1} * tokens * c.ffn_dim * f));
+  ASSIGN_OR_RETURN(s.up, backend_.Allocate(size_t{1} * tokens * c.ffn_dim * f));
+  ASSIGN_OR_RETURN(s.logits, backend_.Allocate(size_t{1} * tokens * c.vocab_size * f));
+  ASSIGN_OR_RETURN(s.ids, backend_.Allocate(size_t{1} * tokens * sizeof(int32_t)));
+  ASSIGN_OR_RETURN(s.positions, backend_.Allocate(size_t{1} * tokens * sizeof(int32_t)));
+  scratch_ = std::move(s);
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::Forward(std::span<const int32_t> tokens, int32_t start_position, KvCache& cache,
+                                 bool all_logits, float* logits) {
+  const int32_t n = static_cast<int32_t>(tokens.size());
+  if (n == 0) return absl::InvalidArgumentError("Forward: no tokens");
+  if (start_position < 0 || start_position + n > cache.capacity()) {
+    return absl::OutOfRangeError(absl::StrFormat("Forward: positions [%d, %d) exceed the KV cache capacity %d",
+                                                 start_position, start_position + n, cache.capacity()));
+  }
+  for (int32_t id : tokens) {
+    if (id < 0 || id >= config_.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("token id %d is outside the vocabulary [0, %d)", id, config_.vocab_size));
+    }
+  }
+  for (int32_t done = 0; done < n; done += options_.prefill_chunk) {
+    const int32_t len = std::min(options_.prefill_chunk, n - done);
+    const bool last_chunk = done + len == n;
+    float* chunk_logits = all_logits ? logits + static_cast<size_t>(done) * config_.vocab_size : logits;
+    // Intermediate chunks only fill the cache unless every position's logits are wanted.
+    RETURN_IF_ERROR(ForwardChunk(tokens.subspan(done, len), start_position + done, cache, all_logits,
+                                 (all_logits || last_chunk) ? chunk_logits : nullptr));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t start, KvCache& cache,
+                                      bool all_logits, float* logits) {
+  const ModelConfig& c = config_;
+  const int32_t n = static_cast<int32_t>(tokens.size());
+  RETURN_IF_ERROR(EnsureScratch(n));
+  kernels::AttentionParams attn{n, c.num_heads, c.num_kv_heads, c.head_dim, start,
+                                1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  const size_t ws_bytes = kernels::AttentionWorkspaceBytes(attn, backend_.num_threads());
+  if (ws_bytes > scratch_.attn_workspace_bytes) {
+    ASSIGN_OR_RETURN(scratch_.attn_workspace, backend_.Allocate(ws_bytes));
+    scratch_.attn_workspace_bytes = ws_bytes;
+  }
+
+  std::vector<int32_t> positions(n);
+  std::iota(positions.begin(), positions.end(), start);
+  int32_t* ids = scratch_.ids.as<int32_t>();
+  int32_t* pos = scratch_.positions.as<int32_t>();
+  RETURN_IF_ERROR(backend_.CopyToDevice(ids, tokens.data(), n * sizeof(int32_t)));
+  RETURN_IF_ERROR(backend_.CopyToDevice(pos, positions.data(), n * sizeof(int32_t)));
+
+  float* x = scratch_.x.as<float>();
+  float* xn = scratch_.xn.as<float>();
+  float* q = scratch_.q.as<float>();
+  float* att = scratch_.att.as<float>();
+  float* gate = scratch_.gate.as<float>();
+  float* up = scratch_.up.as<float>();
+  kernels::Backend& b = backend_;
+
+  RETURN_IF_ERROR(b.Embed(weights_.token_embd, ids, n, x));
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    // New keys and values go straight into their cache rows.
+    float* k = cache.k(l) + static_cast<size_t>(start) * c.kv_dim();
+    float* v = cache.v(l) + static_cast<size_t>(start) * c.kv_dim();
+
+    RETURN_IF_ERROR(b.RmsNorm(x, w.attn_norm, n, c.dim, c.rms_eps, xn));
+    RETURN_IF_ERROR(b.MatMul(xn, w.wq, n, q));
+    RETURN_IF_ERROR(b.MatMul(xn, w.wk, n, k));
+    RETURN_IF_ERROR(b.MatMul(xn, w.wv, n, v));
+    if (c.has_qkv_bias) {
+      RETURN_IF_ERROR(b.AddBias(q, w.bq, n, c.q_dim()));
+      RETURN_IF_ERROR(b.AddBias(k, w.bk, n, c.kv_dim()));
+      RETURN_IF_ERROR(b.AddBias(v, w.bv, n, c.kv_dim()));
+    }
+    if (c.has_qk_norm) {  // qwen3: per-head RMSNorm of q and k before RoPE
+      RETURN_IF_ERROR(b.RmsNorm(q, w.q_norm, n * c.num_heads, c.head_dim, c.rms_eps, q));
+      RETURN_IF_ERROR(b.RmsNorm(k, w.k_norm, n * c.num_kv_heads, c.head_dim, c.rms_eps, k));
+    }
+    RETURN_IF_ERROR(b.Rope(q, pos, n, c.num_heads, c.head_dim, rope_));
+    RETURN_IF_ERROR(b.Rope(k, pos, n, c.num_kv_heads, c.head_dim, rope_));
+    RETURN_IF_ERROR(b.Attention(attn, q, cache.k(l), cache.v(l), att, scratch_.attn_workspace.data()));
+    RETURN_IF_ERROR(b.MatMul(att, w.wo, n, xn));
+    RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
+
+    RETURN_IF_ERROR(b.RmsNorm(x, w.ffn_norm, n, c.dim, c.rms_eps, xn));
+    RETURN_IF_ERROR(b.MatMul(xn, w.w_gate, n, gate));
+    RETURN_IF_ERROR(b.MatMul(xn, w.w_up, n, up));
+    RETURN_IF_ERROR(b.SwiGlu(gate, up, static_cast<size_t>(n) * c.ffn_dim, gate));
+    RETURN_IF_ERROR(b.MatMul(gate, w.w_down, n, xn));
+    RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
+  }
+  if (logits == nullptr) return absl::OkStatus();
+
+  // Final norm and output projection: every row, or only the last one.
+  const int32_t rows = all_logits ? n : 1;
+  const float* last = all_logits ? x : x + static_cast<size_t>(n - 1) * c.dim;
+  float* out = scratch_.logits.as<float>();
+  RETURN_IF_ERROR(b.RmsNorm(last, weights_.output_norm, rows, c.dim, c.rms_eps, xn));
+  RETURN_IF_ERROR(b.MatMul(xn, weights_.output, rows, out));
+  return b.CopyToHost(logits, out, static_cast<size_t>(rows) * c.vocab_size * sizeof(float));
+}
+
+}  // namespace leoam

@@ -1,0 +1,70 @@
+// LlamaModel: the Llama-family forward pass (llama, qwen2, qwen3) over a Backend.
+//
+// One instance owns the mapped GGUF, the weights' backend views and the activation scratch sized
+// for `prefill_chunk` tokens. Forward() is not thread-safe: one sequence step at a time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "compute/gguf/gguf_file.h"
+#include "compute/model/kv_cache.h"
+#include "compute/model/model_config.h"
+#include "compute/model/model_weights.h"
+#include "kernels/backend.h"
+
+namespace leoam {
+
+struct ModelOptions {
+  // Prompt tokens run per forward chunk (bounds activation memory). Default 512.
+  int32_t prefill_chunk = 512;
+};
+
+class LlamaModel {
+ public:
+  // Opens, validates and maps `path`; the backend must outlive the model.
+  static absl::StatusOr<std::unique_ptr<LlamaModel>> Load(const std::string& path, kernels::Backend& backend,
+                                                          const ModelOptions& options = {});
+
+  const ModelConfig& config() const { return config_; }
+  const gguf::GgufFile& file() const { return *file_; }
+  const ModelWeights& weights() const { return weights_; }
+  kernels::Backend& backend() const { return backend_; }
+
+  // Runs `tokens` at positions [start_position, start_position + n); `cache` must already hold
+  // positions [0, start_position) and have room for the new ones.
+  // logits: host memory, [n, vocab] when all_logits, else [vocab] for the last token only.
+  absl::Status Forward(std::span<const int32_t> tokens, int32_t start_position, KvCache& cache, bool all_logits,
+                       float* logits);
+
+ private:
+  LlamaModel(std::unique_ptr<gguf::GgufFile> file, ModelConfig config, ModelWeights weights,
+             kernels::Backend& backend, ModelOptions options)
+      : file_(std::move(file)), config_(std::move(config)), weights_(std::move(weights)), backend_(backend),
+        options_(options) {}
+
+  absl::Status EnsureScratch(int32_t tokens);
+  absl::Status ForwardChunk(std::span<const int32_t> tokens, int32_t start_position, KvCache& cache,
+                            bool all_logits, float* logits);
+
+  std::unique_ptr<gguf::GgufFile> file_;
+  ModelConfig config_;
+  ModelWeights weights_;
+  kernels::Backend& backend_;
+  ModelOptions options_;
+
+  // Activation scratch for up to scratch_tokens_ tokens (backend memory).
+  struct Scratch {
+    int32_t tokens = 0;
+    kernels::DeviceBuffer x, xn, q, att, gate, up, logits, ids, positions, attn_workspace;
+    size_t attn_workspace_bytes = 0;
+  } scratch_;
+  kernels::DeviceBuffer inv_freq_;  // [rope_dim / 2]
+  kernels::RopeParams rope_;
+};
+
+}  // namespace leoam

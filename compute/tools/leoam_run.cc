@@ -1,0 +1,220 @@
+// leoam-run: generate text from a GGUF model in a single process (no KV tiers).
+//
+//   leoam-run --model M.gguf --prompt "Once upon a time" --max-tokens 64
+//   leoam-run --model M.gguf --prompt-ids 1,403,407 --max-tokens 0 --logits-out logits.f32
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "compute/engine/generate.h"
+#include "compute/model/backend_select.h"
+#include "compute/model/llama_model.h"
+#include "compute/tokenizer/tokenizer.h"
+
+ABSL_FLAG(std::string, model, "", "Path of the GGUF model (required).");
+ABSL_FLAG(std::string, prompt, "", "Prompt text.");
+ABSL_FLAG(std::string, prompt_file, "", "Read the prompt text from this file instead of --prompt.");
+ABSL_FLAG(std::string, prompt_ids, "",
+          "Comma-separated prompt token ids, used verbatim (no BOS is added); replaces --prompt.");
+ABSL_FLAG(int32_t, max_tokens, 256, "Most tokens to generate (0: run the prompt only).");
+ABSL_FLAG(int32_t, ctx, 0, "Context limit in tokens, prompt included (0: the model's context_length).");
+ABSL_FLAG(double, temperature, 0.8, "Sampling temperature; 0 is greedy (argmax).");
+ABSL_FLAG(int32_t, top_k, 40, "Keep the k most likely tokens (0: off).");
+ABSL_FLAG(double, top_p, 0.95, "Nucleus sampling threshold in (0, 1] (1: off).");
+ABSL_FLAG(double, min_p, 0.05, "Drop tokens below min_p times the top probability, in [0, 1) (0: off).");
+ABSL_FLAG(int64_t, seed, -1, "Sampling seed; -1 picks one at random (printed with --json).");
+ABSL_FLAG(std::string, stop_tokens, "", "Comma-separated token ids that also end generation.");
+ABSL_FLAG(bool, no_bos, false, "Do not prepend BOS to a text prompt.");
+ABSL_FLAG(bool, parse_special, false, "Recognize special-token text such as <|im_start|> in the prompt.");
+ABSL_FLAG(bool, json, false,
+          "Print one JSON object (prompt_ids, generated_ids, text, finish_reason, timings) instead of streaming text.");
+ABSL_FLAG(std::string, logits_out, "",
+          "Write the float32 logits of every prompt position, [prompt_tokens, vocab] row-major little-endian.");
+ABSL_FLAG(int32_t, prefill_chunk, 512, "Prompt tokens per forward pass (1 runs the prompt token by token).");
+ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: LEOAM_THREADS or every CPU).");
+ABSL_FLAG(std::string, backend, "auto", "Compute backend: auto (GPU when present), cpu or cuda.");
+
+namespace leoam {
+namespace {
+
+std::string JsonString(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int32_t id;
+    if (!absl::SimpleAtoi(part, &id)) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", part, "' is not a token id"));
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read prompt file ", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+absl::Status Run() {
+  const std::string model_path = absl::GetFlag(FLAGS_model);
+  if (model_path.empty()) return absl::InvalidArgumentError("--model is required (see --help)");
+
+  BackendChoice choice{absl::GetFlag(FLAGS_backend), absl::GetFlag(FLAGS_threads)};
+  absl::StatusOr<std::unique_ptr<kernels::Backend>> backend = CreateBackend(choice);
+  if (!backend.ok()) return backend.status();
+
+  const absl::Time load_start = absl::Now();
+  ModelOptions model_options;
+  model_options.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk);
+  absl::StatusOr<std::unique_ptr<LlamaModel>> model = LlamaModel::Load(model_path, **backend, model_options);
+  if (!model.ok()) return model.status();
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::FromGguf((*model)->file());
+  if (!tokenizer.ok()) return tokenizer.status();
+  const double load_seconds = absl::ToDoubleSeconds(absl::Now() - load_start);
+
+  // Prompt: ids verbatim, or text through the tokenizer.
+  std::vector<int32_t> prompt;
+  std::string prompt_text;
+  if (!absl::GetFlag(FLAGS_prompt_ids).empty()) {
+    absl::StatusOr<std::vector<int32_t>> ids = ParseIds(absl::GetFlag(FLAGS_prompt_ids), "prompt_ids");
+    if (!ids.ok()) return ids.status();
+    prompt = *ids;
+    prompt_text = (*tokenizer)->Decode(prompt);
+  } else {
+    prompt_text = absl::GetFlag(FLAGS_prompt);
+    if (!absl::GetFlag(FLAGS_prompt_file).empty()) {
+      absl::StatusOr<std::string> text = ReadFile(absl::GetFlag(FLAGS_prompt_file));
+      if (!text.ok()) return text.status();
+      prompt_text = *text;
+    }
+    EncodeOptions encode;
+    encode.add_bos = !absl::GetFlag(FLAGS_no_bos);
+    encode.parse_special = absl::GetFlag(FLAGS_parse_special);
+    prompt = (*tokenizer)->Encode(prompt_text, encode);
+  }
+  if (prompt.empty()) {
+    return absl::InvalidArgumentError("the prompt is empty (give --prompt, --prompt-file or --prompt-ids)");
+  }
+
+  GenerateOptions options;
+  options.max_tokens = absl::GetFlag(FLAGS_max_tokens);
+  options.max_context = absl::GetFlag(FLAGS_ctx);
+  options.sampling.temperature = static_cast<float>(absl::GetFlag(FLAGS_temperature));
+  options.sampling.top_k = absl::GetFlag(FLAGS_top_k);
+  options.sampling.top_p = static_cast<float>(absl::GetFlag(FLAGS_top_p));
+  options.sampling.min_p = static_cast<float>(absl::GetFlag(FLAGS_min_p));
+  int64_t seed = absl::GetFlag(FLAGS_seed);
+  if (seed < 0) seed = static_cast<int64_t>(std::random_device{}() >> 1);
+  options.sampling.seed = static_cast<uint64_t>(seed);
+  absl::StatusOr<std::vector<int32_t>> stops = ParseIds(absl::GetFlag(FLAGS_stop_tokens), "stop_tokens");
+  if (!stops.ok()) return stops.status();
+  options.stop_tokens = *stops;
+  const std::string logits_out = absl::GetFlag(FLAGS_logits_out);
+  options.keep_prompt_logits = !logits_out.empty();
+
+  const bool json = absl::GetFlag(FLAGS_json);
+  StreamingDetokenizer detok(**tokenizer);
+  std::string generated_text;
+  if (!json) {
+    std::fwrite(prompt_text.data(), 1, prompt_text.size(), stdout);
+    std::fflush(stdout);
+  }
+  auto on_token = [&](int32_t id) {
+    std::string piece = detok.Push(id);
+    generated_text += piece;
+    if (!json && !piece.empty()) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    }
+  };
+  absl::StatusOr<GenerateResult> result = Generate(**model, tokenizer->get(), prompt, options, on_token);
+  if (!result.ok()) return result.status();
+  std::string tail = detok.Flush();
+  generated_text += tail;
+
+  if (!logits_out.empty()) {
+    std::ofstream out(logits_out, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(result->prompt_logits.data()),
+              static_cast<std::streamsize>(result->prompt_logits.size() * sizeof(float)));
+    if (!out) return absl::InternalError(absl::StrCat("cannot write ", logits_out));
+  }
+
+  const double prefill_tps = result->prefill_seconds > 0 ? result->prompt_tokens / result->prefill_seconds : 0.0;
+  const double decode_steps = result->tokens.empty() ? 0.0 : static_cast<double>(result->tokens.size() - 1);
+  const double decode_tps = result->decode_seconds > 0 && decode_steps > 0 ? decode_steps / result->decode_seconds : 0.0;
+  if (json) {
+    std::cout << "{\"model\": " << JsonString(model_path) << ", \"backend\": " << JsonString((*backend)->name())
+              << ", \"seed\": " << seed << ", \"prompt_ids\": [" << absl::StrJoin(prompt, ", ")
+              << "], \"generated_ids\": [" << absl::StrJoin(result->tokens, ", ")
+              << "], \"prompt\": " << JsonString(prompt_text) << ", \"text\": " << JsonString(generated_text)
+              << ", \"finish_reason\": " << JsonString(FinishReasonName(result->finish_reason))
+              << absl::StrFormat(
+                     ", \"timings\": {\"load_ms\": %.3f, \"prefill_ms\": %.3f, \"decode_ms\": %.3f, "
+                     "\"prefill_tokens_per_s\": %.2f, \"decode_tokens_per_s\": %.2f}}",
+                     load_seconds * 1e3, result->prefill_seconds * 1e3, result->decode_seconds * 1e3, prefill_tps,
+                     decode_tps)
+              << std::endl;
+  } else {
+    std::fwrite(tail.data(), 1, tail.size(), stdout);
+    std::fprintf(stdout, "\n");
+    std::fprintf(stderr,
+                 "\n[%s] prompt %d tokens, prefill %.1f ms (%.1f tok/s); generated %zu tokens, decode %.1f tok/s; "
+                 "finish: %s; backend %s\n",
+                 model_path.c_str(), result->prompt_tokens, result->prefill_seconds * 1e3, prefill_tps,
+                 result->tokens.size(), decode_tps, std::string(FinishReasonName(result->finish_reason)).c_str(),
+                 std::string((*backend)->name()).c_str());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+}  // namespace leoam
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Generates text from a GGUF model (llama, qwen2, qwen3; F32/F16/BF16/Q8_0) in one process.\n"
+      "  leoam-run --model model.gguf --prompt \"Once upon a time\" --max-tokens 64 [--temperature 0]");
+  absl::ParseCommandLine(argc, argv);
+  absl::Status status = leoam::Run();
+  if (!status.ok()) {
+    std::fprintf(stderr, "leoam-run: %s\n", std::string(status.message()).c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,398 @@
+// AVX-512 (F/BW/DQ/VL + F16C + FMA) kernels. Compiled under a target pragma, so the library still
+// builds for baseline x86-64; only called when DetectedCpuFeatures().avx512 is true.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kernels/cpu/gemm_avx512.h"
+#include "kernels/cpu/q8_0.h"
+#include "kernels/cpu/simd_kernels.h"
+
+#pragma GCC push_options
+// GCC 12 reports its own _mm512_undefined_* helpers (used by the reductions) as uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c,bmi2")
+
+namespace leoam::kernels::cpu::avx512 {
+namespace {
+
+__mmask16 TailMask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+
+// Loads 16 consecutive weights as fp32 (masked variants zero the lanes past `mask`).
+struct LoadF32 {
+  static __m512 Load(const void* row, int64_t c) { return _mm512_loadu_ps(static_cast<const float*>(row) + c); }
+  static __m512 LoadMasked(const void* row, int64_t c, __mmask16 m) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(row) + c);
+  }
+};
+struct LoadF16 {
+  static __m512 Load(const void* row, int64_t c) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + c)));
+  }
+  static __m512 LoadMasked(const void* row, int64_t c, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + c));
+  }
+};
+struct LoadBF16 {
+  static __m512 FromBits(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static __m512 Load(const void* row, int64_t c) {
+    return FromBits(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + c)));
+  }
+  static __m512 LoadMasked(const void* row, int64_t c, __mmask16 m) {
+    return FromBits(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + c));
+  }
+};
+
+// Four rows per pass share each load of x; two accumulators per row hide FMA latency.
+template <class L>
+void MatVecRowsT(const Matrix& w, const float* x, int64_t row_begin, int64_t row_end, float* y) {
+  const int64_t cols = w.cols;
+  const size_t row_bytes = RowBytes(w.type, cols);
+  const char* base = static_cast<const char*>(w.data);
+  const int64_t main_end = cols & ~int64_t{31};
+  int64_t r = row_begin;
+  for (; r + 4 <= row_end; r += 4) {
+    const void* w0 = base + static_cast<size_t>(r) * row_bytes;
+    const void* w1 = base + static_cast<size_t>(r + 1) * row_bytes;
+    const void* w2 = base + static_cast<size_t>(r + 2) * row_bytes;
+    const void* w3 = base + static_cast<size_t>(r + 3) * row_bytes;
+    __m512 a0 = _mm512_setzero_ps(), b0 = _mm512_setzero_ps();
+    __m512 a1 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();
+    __m512 a2 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps();
+    __m512 a3 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c < main_end; c += 32) {
+      const __m512 xa = _mm512_loadu_ps(x + c);
+      const __m512 xb = _mm512_loadu_ps(x + c + 16);
+      a0 = _mm512_fmadd_ps(L::Load(w0, c), xa, a0);
+      b0 = _mm512_fmadd_ps(L::Load(w0, c + 16), xb, b0);
+      a1 = _mm512_fmadd_ps(L::Load(w1, c), xa, a1);
+      b1 = _mm512_fmadd_ps(L::Load(w1, c + 16), xb, b1);
+      a2 = _mm512_fmadd_ps(L::Load(w2, c), xa, a2);
+      b2 = _mm512_fmadd_ps(L::Load(w2, c + 16), xb, b2);
+      a3 = _mm512_fmadd_ps(L::Load(w3, c), xa, a3);
+      b3 = _mm512_fmadd_ps(L::Load(w3, c + 16), xb, b3);
+    }
+    for (; c < cols; c += 16) {
+      const __mmask16 m = cols - c >= 16 ? static_cast<__mmask16>(0xffff) : TailMask(cols - c);
+      const __m512 xa = _mm512_maskz_loadu_ps(m, x + c);
+      a0 = _mm512_fmadd_ps(L::LoadMasked(w0, c, m), xa, a0);
+      a1 = _mm512_fmadd_ps(L::LoadMasked(w1, c, m), xa, a1);
+      a2 = _mm512_fmadd_ps(L::LoadMasked(w2, c, m), xa, a2);
+      a3 = _mm512_fmadd_ps(L::LoadMasked(w3, c, m), xa, a3);
+    }
+    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
+    y[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));
+    y[r + 2] = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2));
+    y[r + 3] = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));
+  }
+  for (; r < row_end; ++r) {
+    const void* w0 = base + static_cast<size_t>(r) * row_bytes;
+    __m512 a0 = _mm512_setzero_ps(), b0 = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c < main_end; c += 32) {
+      a0 = _mm512_fmadd_ps(L::Load(w0, c), _mm512_loadu_ps(x + c), a0);
+      b0 = _mm512_fmadd_ps(L::Load(w0, c + 16), _mm512_loadu_ps(x + c + 16), b0);
+    }
+    for (; c < cols; c += 16) {
+      const __mmask16 m = cols - c >= 16 ? static_cast<__mmask16>(0xffff) : TailMask(cols - c);
+      a0 = _mm512_fmadd_ps(L::LoadMasked(w0, c, m), _mm512_maskz_loadu_ps(m, x + c), a0);
+    }
+    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0));
+  }
+}
+
+// Q8_0: per block, the 32 int8 products are summed in fp32 and scaled once (exact dequantized
+// weights, no quantization of x).
+__m512 Q8Lo(const BlockQ8_0& b) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs))));
+}
+__m512 Q8Hi(const BlockQ8_0& b) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 16))));
+}
+__m512 Q8Scale(const BlockQ8_0& b) { return _mm512_set1_ps(_cvtsh_ss(b.d)); }
+
+__m512 Q8Block(const BlockQ8_0& b, __m512 xa, __m512 xb, __m512 acc) {
+  const __m512 s = _mm512_fmadd_ps(Q8Hi(b), xb, _mm512_mul_ps(Q8Lo(b), xa));
+  return _mm512_fmadd_ps(s, Q8Scale(b), acc);
+}
+
+void MatVecRowsQ8(const Matrix& w, const float* x, int64_t row_begin, int64_t row_end, float* y) {
+  const int64_t nb = w.cols / kQ8Block;
+  const size_t row_bytes = RowBytes(w.type, w.cols);
+  const char* base = static_cast<const char*>(w.data);
+  int64_t r = row_begin;
+  for (; r + 4 <= row_end; r += 4) {
+    const BlockQ8_0* w0 = reinterpret_cast<const BlockQ8_0*>(base + static_cast<size_t>(r) * row_bytes);
+    const BlockQ8_0* w1 = reinterpret_cast<const BlockQ8_0*>(base + static_cast<size_t>(r + 1) * row_bytes);
+    const BlockQ8_0* w2 = reinterpret_cast<const BlockQ8_0*>(base + static_cast<size_t>(r + 2) * row_bytes);
+    const BlockQ8_0* w3 = reinterpret_cast<const BlockQ8_0*>(base + static_cast<size_t>(r + 3) * row_bytes);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m512 xa = _mm512_loadu_ps(x + b * kQ8Block);
+      const __m512 xb = _mm512_loadu_ps(x + b * kQ8Block + 16);
+      a0 = Q8Block(w0[b], xa, xb, a0);
+      a1 = Q8Block(w1[b], xa, xb, a1);
+      a2 = Q8Block(w2[b], xa, xb, a2);
+      a3 = Q8Block(w3[b], xa, xb, a3);
+    }
+    y[r] = _mm512_reduce_add_ps(a0);
+    y[r + 1] = _mm512_reduce_add_ps(a1);
+    y[r + 2] = _mm512_reduce_add_ps(a2);
+    y[r + 3] = _mm512_reduce_add_ps(a3);
+  }
+  for (; r < row_end; ++r) {
+    const BlockQ8_0* w0 = reinterpret_cast<const BlockQ8_0*>(base + static_cast<size_t>(r) * row_bytes);
+    __m512 a0 = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      a0 = Q8Block(w0[b], _mm512_loadu_ps(x + b * kQ8Block), _mm512_loadu_ps(x + b * kQ8Block + 16), a0);
+    }
+    y[r] = _mm512_reduce_add_ps(a0);
+  }
+}
+
+void MatVecRows(const Matrix& w, const float* x, int64_t row_begin, int64_t row_end, float* y) {
+  switch (w.type) {
+    case DType::kF32:
+      return MatVecRowsT<LoadF32>(w, x, row_begin, row_end, y);
+    case DType::kF16:
+      return MatVecRowsT<LoadF16>(w, x, row_begin, row_end, y);
+    case DType::kBF16:
+      return MatVecRowsT<LoadBF16>(w, x, row_begin, row_end, y);
+    case DType::kQ8_0:
+      return MatVecRowsQ8(w, x, row_begin, row_end, y);
+  }
+}
+
+template <class L>
+void ConvertRowT(const void* row, int64_t c0, int64_t c1, float* dst) {
+  int64_t c = c0;
+  for (; c + 16 <= c1; c += 16) _mm512_storeu_ps(dst + (c - c0), L::Load(row, c));
+  if (c < c1) {
+    const __mmask16 m = TailMask(c1 - c);
+    _mm512_mask_storeu_ps(dst + (c - c0), m, L::LoadMasked(row, c, m));
+  }
+}
+
+void ConvertRowQ8(const void* row, int64_t c0, int64_t c1, float* dst) {
+  const BlockQ8_0* blocks = static_cast<const BlockQ8_0*>(row);
+  for (int64_t b = c0 / kQ8Block; b < c1 / kQ8Block; ++b) {
+    const __m512 d = Q8Scale(blocks[b]);
+    float* out = dst + (b * kQ8Block - c0);
+    _mm512_storeu_ps(out, _mm512_mul_ps(Q8Lo(blocks[b]), d));
+    _mm512_storeu_ps(out + 16, _mm512_mul_ps(Q8Hi(blocks[b]), d));
+  }
+}
+
+void ConvertBlock(const Matrix& w, int64_t r0, int64_t r1, int64_t c0, int64_t c1, float* dst) {
+  const size_t row_bytes = RowBytes(w.type, w.cols);
+  const int64_t ld = c1 - c0;
+  for (int64_t r = r0; r < r1; ++r) {
+    const void* row = static_cast<const char*>(w.data) + static_cast<size_t>(r) * row_bytes;
+    float* out = dst + (r - r0) * ld;
+    switch (w.type) {
+      case DType::kF32:
+        ConvertRowT<LoadF32>(row, c0, c1, out);
+        break;
+      case DType::kF16:
+        ConvertRowT<LoadF16>(row, c0, c1, out);
+        break;
+      case DType::kBF16:
+        ConvertRowT<LoadBF16>(row, c0, c1, out);
+        break;
+      case DType::kQ8_0:
+        ConvertRowQ8(row, c0, c1, out);
+        break;
+    }
+  }
+}
+
+float Dot(const float* a, const float* b, int64_t n) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : TailMask(n - i);
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc0);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+void Axpy(float a, const float* x, float* y, int64_t n) {
+  const __m512 va = _mm512_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+  }
+  if (i < n) {
+    const __mmask16 m = TailMask(n - i);
+    _mm512_mask_storeu_ps(y + i, m,
+                          _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+void Scale(float a, float* y, int64_t n) {
+  const __m512 va = _mm512_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(va, _mm512_loadu_ps(y + i)));
+  if (i < n) {
+    const __mmask16 m = TailMask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+float Max(const float* x, int64_t n) {
+  __m512 m = _mm512_set1_ps(x[0]);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+  if (i < n) m = _mm512_mask_max_ps(m, TailMask(n - i), m, _mm512_maskz_loadu_ps(TailMask(n - i), x + i));
+  return _mm512_reduce_max_ps(m);
+}
+
+// exp(x), about 1 ulp: x = n ln2 + r with |r| <= ln2/2, a degree-6 polynomial for e^r (Cephes
+// expf coefficients), and scalef for 2^n, which handles overflow (inf) and underflow (0).
+__m512 Exp(__m512 x) {
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.8f)), _mm512_set1_ps(-104.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+float ExpSubSum(float* x, int64_t n, float sub) {
+  const __m512 vs = _mm512_set1_ps(sub);
+  __m512 sum = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = Exp(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
+    _mm512_storeu_ps(x + i, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  if (i < n) {
+    const __mmask16 m = TailMask(n - i);
+    const __m512 e = Exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+    _mm512_mask_storeu_ps(x + i, m, e);
+    sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(m, e));
+  }
+  return _mm512_reduce_add_ps(sum);
+}
+
+__m512 SwiGlu16(__m512 g, __m512 u) {
+  const __m512 e = Exp(_mm512_sub_ps(_mm512_setzero_ps(), g));
+  return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+void SwiGlu(const float* gate, const float* up, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, SwiGlu16(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+  if (i < n) {
+    const __mmask16 m = TailMask(n - i);
+    _mm512_mask_storeu_ps(out + i, m, SwiGlu16(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
+// q.k for 4 keys per pass with q held in NV registers (d = 16 * NV).
+template <int NV>
+void AttnScoresT(const float* q, const float* k, int64_t stride, int64_t len, float scale, float* scores) {
+  __m512 qv[NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < NV; ++i) qv[i] = _mm512_loadu_ps(q + 16 * i);
+  int64_t j = 0;
+  for (; j + 4 <= len; j += 4) {
+    const float* k0 = k + j * stride;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) {
+      a0 = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k0 + 16 * i), a0);
+      a1 = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k0 + stride + 16 * i), a1);
+      a2 = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k0 + 2 * stride + 16 * i), a2);
+      a3 = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k0 + 3 * stride + 16 * i), a3);
+    }
+    scores[j] = scale * _mm512_reduce_add_ps(a0);
+    scores[j + 1] = scale * _mm512_reduce_add_ps(a1);
+    scores[j + 2] = scale * _mm512_reduce_add_ps(a2);
+    scores[j + 3] = scale * _mm512_reduce_add_ps(a3);
+  }
+  for (; j < len; ++j) {
+    __m512 a0 = _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) a0 = _mm512_fmadd_ps(qv[i], _mm512_loadu_ps(k + j * stride + 16 * i), a0);
+    scores[j] = scale * _mm512_reduce_add_ps(a0);
+  }
+}
+
+void AttnScores(const float* q, const float* k, int64_t stride, int64_t len, int64_t d, float scale, float* scores) {
+  switch (d) {
+    case 32:
+      return AttnScoresT<2>(q, k, stride, len, scale, scores);
+    case 48:
+      return AttnScoresT<3>(q, k, stride, len, scale, scores);
+    case 64:
+      return AttnScoresT<4>(q, k, stride, len, scale, scores);
+    case 80:
+      return AttnScoresT<5>(q, k, stride, len, scale, scores);
+    case 96:
+      return AttnScoresT<6>(q, k, stride, len, scale, scores);
+    case 128:
+      return AttnScoresT<8>(q, k, stride, len, scale, scores);
+    default:
+      for (int64_t j = 0; j < len; ++j) scores[j] = scale * Dot(q, k + j * stride, d);
+  }
+}
+
+// acc held in NV registers across all keys.
+template <int NV>
+void AttnWeightedSumT(const float* p, const float* v, int64_t stride, int64_t len, float* acc) {
+  __m512 a[NV];
+#pragma GCC unroll 8
+  for (int i = 0; i < NV; ++i) a[i] = _mm512_loadu_ps(acc + 16 * i);
+  for (int64_t j = 0; j < len; ++j) {
+    const __m512 pj = _mm512_set1_ps(p[j]);
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i) a[i] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(v + j * stride + 16 * i), a[i]);
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < NV; ++i) _mm512_storeu_ps(acc + 16 * i, a[i]);
+}
+
+void AttnWeightedSum(const float* p, const float* v, int64_t stride, int64_t len, int64_t d, float* acc) {
+  switch (d) {
+    case 32:
+      return AttnWeightedSumT<2>(p, v, stride, len, acc);
+    case 48:
+      return AttnWeightedSumT<3>(p, v, stride, len, acc);
+    case 64:
+      return AttnWeightedSumT<4>(p, v, stride, len, acc);
+    case 80:
+      return AttnWeightedSumT<5>(p, v, stride, len, acc);
+    case 96:
+      return AttnWeightedSumT<6>(p, v, stride, len, acc);
+    case 128:
+      return AttnWeightedSumT<8>(p, v, stride, len, acc);
+    default:
+      for (int64_t j = 0; j < len; ++j) Axpy(p[j], v + j * stride, acc, d);
+  }
+}
+
+}  // namespace
+
+const SimdKernels kKernels = {MatVecRows, ConvertBlock,    Dot,      Axpy,          Scale, Max, ExpSubSum, SwiGlu,
+                              AttnScores, AttnWeightedSum, GemmRows, kGemmPanelRows};
+
+}  // namespace leoam::kernels::cpu::avx512
+
+#pragma GCC diagnostic pop
+#pragma GCC pop_options

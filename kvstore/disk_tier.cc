@@ -1,0 +1,248 @@
+#include "kvstore/disk_tier.h"
+
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/slice.h"
+#include "rocksdb/table.h"
+#include "rocksdb/write_batch.h"
+
+namespace leoam::kvstore {
+namespace {
+
+enum Cf { kDefault = 0, kPages = 1, kAbstracts = 2, kMeta = 3 };
+constexpr std::string_view kFingerprintPrefix = "fp/";
+constexpr uint8_t kMetaVersion = 1;
+constexpr size_t kMetaBytes = 1 + 1 + kHashBytes + 1 + 4 + 4;
+
+absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  const std::string msg = absl::StrFormat("%s: %s", what, s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsIOError() && s.subcode() == rocksdb::Status::kNoSpace) return absl::ResourceExhaustedError(msg);
+  if (s.IsIOError()) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+std::string EncodeMeta(const std::optional<Hash128>& parent, const PageInfo& info) {
+  std::string s(kMetaBytes, '\0');
+  s[0] = static_cast<char>(kMetaVersion);
+  s[1] = parent.has_value() ? 1 : 0;
+  if (parent.has_value()) std::memcpy(s.data() + 2, parent->bytes.data(), kHashBytes);
+  s[2 + kHashBytes] = static_cast<char>(info.encoding);
+  PutBigEndian32(info.payload_bytes, s.data() + 3 + kHashBytes);
+  PutBigEndian32(info.abstract_bytes, s.data() + 7 + kHashBytes);
+  return s;
+}
+
+bool DecodeMeta(std::string_view s, std::optional<Hash128>* parent, PageInfo* info) {
+  if (s.size() != kMetaBytes || static_cast<uint8_t>(s[0]) != kMetaVersion) return false;
+  if (s[1] != 0) {
+    Hash128 h;
+    std::memcpy(h.bytes.data(), s.data() + 2, kHashBytes);
+    *parent = h;
+  } else {
+    parent->reset();
+  }
+  info->encoding = static_cast<uint8_t>(s[2 + kHashBytes]);
+  info->payload_bytes = GetBigEndian32(s.data() + 3 + kHashBytes);
+  info->abstract_bytes = GetBigEndian32(s.data() + 7 + kHashBytes);
+  return true;
+}
+
+std::string EncodeFingerprintValue(const FingerprintRecord& r) {
+  std::string s(24, '\0');
+  const uint32_t fields[6] = {r.fp_id, r.layout.num_layers, r.layout.page_size,
+                              r.layout.num_kv_heads, r.layout.head_dim, r.layout.dtype};
+  for (int i = 0; i < 6; ++i) PutBigEndian32(fields[i], s.data() + 4 * i);
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DiskTier>> DiskTier::Open(const DiskTierOptions& options) {
+  std::unique_ptr<DiskTier> tier(new DiskTier());
+  absl::Status s = tier->Init(options);
+  if (!s.ok()) return s;
+  return tier;
+}
+
+absl::Status DiskTier::Init(const DiskTierOptions& options) {
+  options_ = options;
+  if (options.path.empty()) return absl::InvalidArgumentError("disk tier path is empty");
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = options.background_jobs;
+  db_options.bytes_per_sync = 1 << 20;
+  db_options.wal_bytes_per_sync = 1 << 20;
+  db_options.max_total_wal_size = 256ull << 20;  // bound WAL replay time after a crash
+  db_options.keep_log_file_num = 4;
+  // Pages of a chain are written together, so they sit next to each other in a blob file and are
+  // read in that order: let the kernel read ahead instead of advising random access.
+  db_options.advise_random_on_open = false;
+
+  rocksdb::ColumnFamilyOptions small;  // default, abstracts, meta: small values, zstd pays
+  small.compression = rocksdb::kZSTD;
+  small.bottommost_compression = rocksdb::kZSTD;
+  small.write_buffer_size = 16 << 20;
+
+  rocksdb::ColumnFamilyOptions pages;
+  pages.compression = rocksdb::kNoCompression;  // keys only in SSTs once blobs are on
+  pages.enable_blob_files = true;
+  pages.min_blob_size = options.min_blob_bytes;
+  pages.blob_file_size = 256ull << 20;
+  pages.blob_compression_type = options.compress_pages ? rocksdb::kZSTD : rocksdb::kNoCompression;
+  pages.enable_blob_garbage_collection = true;  // reclaim space of evicted pages
+  pages.blob_garbage_collection_age_cutoff = 0.5;
+  pages.write_buffer_size = 64 << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, small}, {"pages", pages}, {"abstracts", small}, {"meta", small}};
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status rs = rocksdb::DB::Open(db_options, options.path, cfs, &handles_, &db);
+  if (!rs.ok()) return FromRocks(rs, "cannot open the disk tier at " + options.path);
+  db_ = db;
+  return absl::OkStatus();
+}
+
+DiskTier::~DiskTier() {
+  if (db_ == nullptr) return;
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    rocksdb::Status s = db_->DestroyColumnFamilyHandle(h);
+    if (!s.ok()) LEOAM_LOG(WARNING, "closing a column family: %s", s.ToString());
+  }
+  rocksdb::Status s = db_->Close();
+  if (!s.ok()) LEOAM_LOG(WARNING, "closing the disk tier: %s", s.ToString());
+  delete db_;
+}
+
+absl::Status DiskTier::LoadFingerprints(std::vector<FingerprintRecord>* out) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[kDefault]));
+  for (it->Seek(rocksdb::Slice(kFingerprintPrefix.data(), kFingerprintPrefix.size()));
+       it->Valid() && it->key().starts_with(rocksdb::Slice(kFingerprintPrefix.data(), kFingerprintPrefix.size()));
+       it->Next()) {
+    const rocksdb::Slice v = it->value();
+    if (v.size() != 24) return absl::DataLossError("malformed fingerprint record in the disk tier");
+    FingerprintRecord r;
+    r.fingerprint = it->key().ToString().substr(kFingerprintPrefix.size());
+    uint32_t f[6];
+    for (int i = 0; i < 6; ++i) f[i] = GetBigEndian32(v.data() + 4 * i);
+    r.fp_id = f[0];
+    r.layout = Layout{f[1], f[2], f[3], f[4], f[5]};
+    out->push_back(std::move(r));
+  }
+  return FromRocks(it->status(), "reading fingerprints");
+}
+
+absl::Status DiskTier::PutFingerprint(const FingerprintRecord& record) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Put(wo, handles_[kDefault], std::string(kFingerprintPrefix) + record.fingerprint,
+                            EncodeFingerprintValue(record)),
+                   "writing a fingerprint record");
+}
+
+absl::Status DiskTier::ScanPages(
+    const std::function<void(const PageKey&, const std::optional<Hash128>&, const PageInfo&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    PageKey key;
+    std::optional<Hash128> parent;
+    PageInfo info;
+    if (!DecodePageKey(std::string_view(it->key().data(), it->key().size()), &key) ||
+        !DecodeMeta(std::string_view(it->value().data(), it->value().size()), &parent, &info)) {
+      return absl::DataLossError("malformed page metadata in the disk tier");
+    }
+    fn(key, parent, info);
+  }
+  return FromRocks(it->status(), "scanning page metadata");
+}
+
+absl::Status DiskTier::Write(absl::Span<const PageWrite> puts, absl::Span<const PageKey> deletes) {
+  rocksdb::WriteBatch batch;
+  uint64_t bytes = 0;
+  for (const PageKey& key : deletes) {
+    const std::string k = EncodePageKey(key);
+    for (int cf : {kPages, kAbstracts, kMeta}) {
+      rocksdb::Status s = batch.Delete(handles_[cf], k);
+      if (!s.ok()) return FromRocks(s, "building a write batch");
+    }
+  }
+  for (const PageWrite& p : puts) {
+    const std::string k = EncodePageKey(p.key);
+    rocksdb::Status s = batch.Put(handles_[kPages], k,
+                                  rocksdb::Slice(reinterpret_cast<const char*>(p.payload), p.info.payload_bytes));
+    if (s.ok()) s = batch.Put(handles_[kAbstracts], k, rocksdb::Slice(p.abstract.data(), p.abstract.size()));
+    if (s.ok()) s = batch.Put(handles_[kMeta], k, EncodeMeta(p.parent, p.info));
+    if (!s.ok()) return FromRocks(s, "building a write batch");
+    bytes += p.info.payload_bytes;
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  rocksdb::Status ws = db_->Write(wo, &batch);
+  if (!ws.ok()) return FromRocks(ws, "writing pages to the disk tier");
+  write_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status DiskTier::DeleteFingerprintPages(uint32_t fp_id) {
+  rocksdb::WriteBatch batch;
+  const std::string begin = FingerprintRangeStart(fp_id), end = FingerprintRangeLimit(fp_id);
+  for (int cf : {kPages, kAbstracts, kMeta}) {
+    rocksdb::Status s = batch.DeleteRange(handles_[cf], begin, end);
+    if (!s.ok()) return FromRocks(s, "building a delete batch");
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync_writes;
+  return FromRocks(db_->Write(wo, &batch), "deleting a fingerprint's pages");
+}
+
+absl::Status DiskTier::ReadPage(const PageKey& key, uint8_t* dst, size_t length) {
+  rocksdb::PinnableSlice value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kPages], EncodePageKey(key), &value);
+  if (!s.ok()) return FromRocks(s, "reading a page");
+  if (value.size() != length) {
+    return absl::DataLossError(absl::StrFormat("stored page has %d bytes, metadata says %d", value.size(), length));
+  }
+  std::memcpy(dst, value.data(), length);
+  read_bytes_.fetch_add(length, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
+absl::Status DiskTier::ReadAbstracts(absl::Span<const PageKey> keys, std::vector<std::optional<std::string>>* out) {
+  out->clear();
+  out->resize(keys.size());
+  std::vector<std::string> key_bytes;
+  key_bytes.reserve(keys.size());
+  for (const PageKey& k : keys) key_bytes.push_back(EncodePageKey(k));
+  std::vector<rocksdb::Slice> slices(key_bytes.begin(), key_bytes.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), handles_[kAbstracts], keys.size(), slices.data(), values.data(),
+                statuses.data());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].ok()) {
+      (*out)[i] = values[i].ToString();
+    } else if (!statuses[i].IsNotFound()) {
+      return FromRocks(statuses[i], "reading abstracts");
+    }
+  }
+  return absl::OkStatus();
+}
+
+uint64_t DiskTier::FilesBytes() const {
+  uint64_t total = 0;
+  for (rocksdb::ColumnFamilyHandle* h : handles_) {
+    uint64_t v = 0;
+    if (db_->GetIntProperty(h, "rocksdb.total-sst-files-size", &v)) total += v;
+    if (db_->GetIntProperty(h, "rocksdb.total-blob-file-size", &v)) total += v;
+  }
+  return total;
+}
+
+}  // namespace leoam::kvstore

@@ -1,0 +1,165 @@
+// leoam-kvstore: the KV page store process (shared-memory arena + RocksDB tier) behind gRPC.
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "common/log.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "kvstore/service.h"
+#include "kvstore/store.h"
+
+ABSL_FLAG(std::string, listen, "unix:///tmp/leoam-kvstore/kvstore.sock",
+          "Address to serve on: unix:///path/to/socket (the default transport; compute maps the arena, so it "
+          "must run on the same host) or host:port for TCP (remote clients can only use inline fetches).");
+ABSL_FLAG(std::string, data_dir, "", "Directory of the disk tier (RocksDB). Required; created if missing.");
+ABSL_FLAG(std::string, arena_dir, "/dev/shm",
+          "Directory (a tmpfs) where the shared-memory arena file is created, mode 0600. Clients open the path "
+          "Hello returns.");
+ABSL_FLAG(std::string, arena_size, "1GiB",
+          "Size of the shared-memory arena that holds the memory tier, staging buffers and leased pages. "
+          "Accepts B, KiB, MiB, GiB, TiB suffixes (or K, M, G, T).");
+ABSL_FLAG(std::string, memory_limit, "0",
+          "Most payload bytes the memory tier caches in the arena; 0 means 3/4 of --arena_size. Least recently "
+          "used pages beyond it are dropped from memory (they stay on disk).");
+ABSL_FLAG(std::string, disk_limit, "64GiB",
+          "Most payload+abstract bytes the disk tier keeps. Beyond it, whole chain tails are evicted, least "
+          "recently used first, so a stored page always has its predecessors. RocksDB files may exceed it "
+          "briefly until compaction and blob garbage collection reclaim deleted pages.");
+ABSL_FLAG(int, io_threads, 4,
+          "Threads that read pages from the disk tier into the arena (fetch misses run in parallel on them; "
+          "Prefetch runs on them in the background). Blocking I/O wants more threads than cores.");
+ABSL_FLAG(std::string, durability, "async",
+          "When a put is acknowledged. sync: its WAL record is fsynced before the reply (survives power loss; "
+          "slower). async: its WAL record is written to the OS page cache before the reply (survives a crash or "
+          "kill -9 of leoam-kvstore, not a crash of the machine).");
+ABSL_FLAG(int64_t, lease_timeout_ms, 60000,
+          "Pages handed out by FetchPages stay pinned (their arena memory is not reused) until Release or this "
+          "many milliseconds; uncommitted staging buffers are reclaimed after the same time.");
+ABSL_FLAG(int64_t, session_timeout_s, 600, "Sessions idle this long are closed (their leases and staging freed).");
+ABSL_FLAG(bool, compress_pages, false,
+          "zstd-compress page blobs on disk. Off by default: fp16 and quantized KV rarely shrink enough to pay "
+          "for the CPU; abstracts and metadata are always zstd-compressed.");
+ABSL_FLAG(int, max_pages_per_request, 4096, "Most pages (or sizes, or leases) one request may carry.");
+
+namespace {
+
+bool ParseByteSize(std::string text, uint64_t* out) {
+  text = std::string(absl::StripAsciiWhitespace(text));
+  static const struct { const char* suffix; uint64_t mult; } kUnits[] = {
+      {"TiB", 1ull << 40}, {"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10},
+      {"T", 1ull << 40},   {"G", 1ull << 30},   {"M", 1ull << 20},   {"K", 1ull << 10}, {"B", 1}};
+  uint64_t mult = 1;
+  for (const auto& u : kUnits) {
+    if (absl::EndsWithIgnoreCase(text, u.suffix)) {
+      mult = u.mult;
+      text.resize(text.size() - std::strlen(u.suffix));
+      break;
+    }
+  }
+  uint64_t v = 0;
+  if (!absl::SimpleAtoi(text, &v) || (v != 0 && mult > UINT64_MAX / v)) return false;
+  *out = v * mult;
+  return true;
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "leoam-kvstore: %s\n", message.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "the LeoAM KV page store (shared-memory arena + RocksDB disk tier) behind gRPC.\n"
+      "Usage: leoam-kvstore --data_dir=/var/lib/leoam/kv [--listen=unix:///run/leoam/kvstore.sock] "
+      "[--arena_size=8GiB] [--disk_limit=500GiB] [--durability=sync|async]");
+  // --help lists this file's flags (absl's default looks for a file named after the binary).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) { return absl::EndsWith(file, "kvstore/main.cc"); };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+  absl::ParseCommandLine(argc, argv);
+
+  leoam::kvstore::StoreOptions options;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.arena_dir = absl::GetFlag(FLAGS_arena_dir);
+  if (options.data_dir.empty()) return Fail("--data_dir is required (see --help)");
+  if (!ParseByteSize(absl::GetFlag(FLAGS_arena_size), &options.arena_bytes)) return Fail("bad --arena_size");
+  if (!ParseByteSize(absl::GetFlag(FLAGS_memory_limit), &options.memory_limit_bytes)) return Fail("bad --memory_limit");
+  if (!ParseByteSize(absl::GetFlag(FLAGS_disk_limit), &options.disk_limit_bytes)) return Fail("bad --disk_limit");
+  options.io_threads = absl::GetFlag(FLAGS_io_threads);
+  const std::string durability = absl::GetFlag(FLAGS_durability);
+  if (durability == "sync") {
+    options.durability = leoam::kvstore::Durability::kSync;
+  } else if (durability == "async") {
+    options.durability = leoam::kvstore::Durability::kAsync;
+  } else {
+    return Fail("--durability must be sync or async");
+  }
+  if (absl::GetFlag(FLAGS_lease_timeout_ms) <= 0) return Fail("--lease_timeout_ms must be > 0");
+  if (absl::GetFlag(FLAGS_session_timeout_s) <= 0) return Fail("--session_timeout_s must be > 0");
+  if (absl::GetFlag(FLAGS_max_pages_per_request) <= 0) return Fail("--max_pages_per_request must be > 0");
+  options.lease_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_lease_timeout_ms));
+  options.session_timeout = absl::Seconds(absl::GetFlag(FLAGS_session_timeout_s));
+  options.compress_pages = absl::GetFlag(FLAGS_compress_pages);
+  options.max_pages_per_request = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_pages_per_request));
+
+  // Signals are taken by a dedicated thread (sigwait), so block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<std::unique_ptr<leoam::kvstore::Store>> store = leoam::kvstore::Store::Open(options);
+  if (!store.ok()) return Fail("cannot start: " + store.status().ToString());
+
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  if (absl::StartsWith(listen, "unix://")) {
+    std::string path = listen.substr(std::strlen("unix://"));
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    std::filesystem::remove(path, ec);  // a stale socket of a killed predecessor
+  }
+  leoam::kvstore::KvStoreService service(store->get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(listen, grpc::InsecureServerCredentials());
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(-1);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr) return Fail("cannot listen on " + listen);
+  LEOAM_LOG(INFO, "leoam-kvstore listening on %s (arena %s, %d bytes; durability %s)", listen,
+            (*store)->arena_path(), options.arena_bytes, durability);
+
+  std::thread signal_thread([&server, signals] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    LEOAM_LOG(INFO, "signal %d: shutting down", sig);
+    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  });
+  server->Wait();
+  signal_thread.join();
+  server.reset();
+  store->reset();  // flushes RocksDB and removes the arena file
+  LEOAM_LOG(INFO, "leoam-kvstore stopped");
+  return 0;
+}

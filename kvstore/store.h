@@ -1,0 +1,162 @@
+// Store: the KV store's logic behind the gRPC service — sessions, the arena, the memory tier, the
+// disk tier, the chain index, leases and staging — with absl::Status errors. The service only
+// converts statuses; tests can drive a Store in-process.
+//
+// Locking: write_mu_ serializes everything that changes the disk tier (puts, evictions, drops,
+// new fingerprints), so the chain index and RocksDB change in one order; mu_ guards the in-memory
+// state and is never held across disk I/O. Lock order: write_mu_, then mu_.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "kvstore/arena_allocator.h"
+#include "kvstore/chain_index.h"
+#include "kvstore/disk_tier.h"
+#include "kvstore/io_executor.h"
+#include "kvstore/layout.h"
+#include "kvstore/lease_table.h"
+#include "kvstore/memory_tier.h"
+#include "kvstore/shared_memory.h"
+#include "leoam/v1/kvstore.pb.h"
+
+namespace leoam::kvstore {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+
+enum class Durability {
+  // An acknowledged put is in the WAL and fsynced before the reply: survives power loss.
+  kSync,
+  // An acknowledged put is in the WAL in the OS page cache: survives a crash or kill -9 of the
+  // store, not a crash of the machine.
+  kAsync,
+};
+
+struct StoreOptions {
+  std::string data_dir;                       // RocksDB directory; required
+  std::string arena_dir = "/dev/shm";         // where the arena file is created (a tmpfs)
+  uint64_t arena_bytes = 1ull << 30;          // shared-memory arena size; default 1 GiB
+  uint64_t memory_limit_bytes = 0;            // memory-tier payload bytes; 0: 3/4 of the arena
+  uint64_t disk_limit_bytes = 64ull << 30;    // disk-tier payload+abstract bytes; default 64 GiB
+  int io_threads = 4;                         // threads reading pages from disk (fetch misses, Prefetch)
+  Durability durability = Durability::kAsync;
+  absl::Duration lease_timeout = absl::Seconds(60);    // leases and staging buffers
+  absl::Duration session_timeout = absl::Minutes(10);  // idle sessions are closed
+  bool compress_pages = false;                // zstd on page blobs
+  uint32_t max_pages_per_request = 4096;      // pages / sizes / leases in one request
+  uint32_t max_chain_length = 1u << 18;       // hashes in one LookupPrefix
+  uint32_t max_sessions = 1024;
+  uint32_t max_fingerprints = 4096;
+  uint32_t max_abstract_bytes = 1u << 20;
+};
+
+class Store {
+ public:
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  ~Store();
+
+  absl::Status Hello(const v1::HelloRequest& req, v1::HelloResponse* resp);
+  absl::Status LookupPrefix(const v1::LookupPrefixRequest& req, v1::LookupPrefixResponse* resp);
+  absl::Status AllocStaging(const v1::AllocStagingRequest& req, v1::AllocStagingResponse* resp);
+  absl::Status PutPages(const v1::PutPagesRequest& req, v1::PutPagesResponse* resp);
+  absl::Status GetAbstracts(const v1::GetAbstractsRequest& req, v1::GetAbstractsResponse* resp);
+  absl::Status FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesResponse* resp);
+  absl::Status Prefetch(const v1::PrefetchRequest& req, v1::PrefetchResponse* resp);
+  absl::Status Release(const v1::ReleaseRequest& req, v1::ReleaseResponse* resp);
+  absl::Status Stats(const v1::StatsRequest& req, v1::StatsResponse* resp);
+  absl::Status Drop(const v1::DropRequest& req, v1::DropResponse* resp);
+
+  // Ends leases and staging buffers past their deadline and sessions idle past the session
+  // timeout. A background thread calls it every 100 ms.
+  void ExpireUpTo(absl::Time now);
+
+  const std::string& arena_path() const { return arena_file_.path(); }
+  const std::string& instance_id() const { return instance_id_; }
+  const StoreOptions& options() const { return options_; }
+
+ private:
+  struct Session {
+    uint32_t fp_id = 0;
+    Layout layout;
+    absl::Time last_used;
+  };
+  struct Staging {
+    uint64_t session = 0;
+    uint64_t length = 0;
+    absl::Time expiry;
+  };
+  struct Fingerprint {
+    uint32_t id = 0;
+    Layout layout;
+  };
+  struct LoadTask {
+    PageKey key;
+    PageInfo info;
+    uint64_t offset = 0;
+  };
+
+  explicit Store(const StoreOptions& options);
+  absl::Status Init();
+  absl::Status LoadIndex();
+
+  absl::StatusOr<std::pair<uint64_t, Session*>> FindSession(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Allocates an arena block, evicting unpinned memory-tier pages as needed.
+  std::optional<uint64_t> AllocateBlock(uint64_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnrefAll(const std::vector<uint64_t>& offsets) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes a node from the index and the memory tier; returns its page keys.
+  std::vector<PageKey> ForgetLeaf(const NodeKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseSession(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Background load of one page into the memory tier (Prefetch).
+  void LoadIntoMemory(const LoadTask& task);
+  void ReaperLoop();
+
+  const StoreOptions options_;
+  std::string instance_id_;
+  SharedMemoryFile arena_file_;
+  std::unique_ptr<DiskTier> disk_;
+
+  absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::Mutex mu_;
+  ArenaAllocator arena_ ABSL_GUARDED_BY(mu_);
+  MemoryTier memory_ ABSL_GUARDED_BY(mu_);
+  ChainIndex index_ ABSL_GUARDED_BY(mu_);
+  LeaseTable leases_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, Staging> staging_ ABSL_GUARDED_BY(mu_);  // by arena offset
+  absl::flat_hash_map<uint64_t, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Fingerprint> fingerprints_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint32_t, Layout> layouts_ ABSL_GUARDED_BY(mu_);  // by fp_id
+  uint32_t next_fp_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_set<PageKey> loading_ ABSL_GUARDED_BY(mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
+  uint64_t staging_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Counters (guarded by mu_).
+  uint64_t mem_hits_ ABSL_GUARDED_BY(mu_) = 0, mem_misses_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t mem_read_bytes_ ABSL_GUARDED_BY(mu_) = 0, mem_write_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t disk_hits_ ABSL_GUARDED_BY(mu_) = 0, disk_misses_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t disk_evictions_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::unique_ptr<IoExecutor> io_;
+  absl::Mutex stop_mu_;
+  bool stopping_ ABSL_GUARDED_BY(stop_mu_) = false;
+  std::thread reaper_;
+};
+
+}  // namespace leoam::kvstore

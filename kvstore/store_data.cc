@@ -1,0 +1,433 @@
+// Store data paths: AllocStaging, PutPages (with disk-tier eviction), FetchPages, Prefetch,
+// GetAbstracts.
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/blocking_counter.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "kvstore/store.h"
+
+namespace leoam::kvstore {
+namespace {
+
+// The largest encoded page of a layout (fp16/bf16 is never smaller than int8/int4).
+uint64_t MaxPageBytes(const Layout& layout) {
+  absl::StatusOr<size_t> b = layout.PageBytes(codec::PageEncoding::kFp16);
+  return b.ok() ? *b : 0;
+}
+
+absl::Status ParsePageKeys(const google::protobuf::RepeatedPtrField<v1::PageKey>& in, uint32_t fp_id,
+                           const Layout& layout, std::vector<PageKey>* out) {
+  out->resize(in.size());
+  for (int i = 0; i < in.size(); ++i) {
+    if (!Hash128::FromBytes(in[i].hash(), &(*out)[i].node.hash)) {
+      return absl::InvalidArgumentError(absl::StrFormat("pages[%d].hash is %d bytes, want 16", i, in[i].hash().size()));
+    }
+    if (in[i].layer() >= layout.num_layers) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("pages[%d].layer %d >= num_layers %d", i, in[i].layer(), layout.num_layers));
+    }
+    (*out)[i].node.fp_id = fp_id;
+    (*out)[i].layer = in[i].layer();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Store::AllocStaging(const v1::AllocStagingRequest& req, v1::AllocStagingResponse* resp) {
+  if (static_cast<uint32_t>(req.sizes_size()) > options_.max_pages_per_request) {
+    return absl::ResourceExhaustedError(absl::StrFormat("%d staging buffers in one request; the limit is %d",
+                                                        req.sizes_size(), options_.max_pages_per_request));
+  }
+  absl::MutexLock l(&mu_);
+  ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
+  const uint64_t max_bytes = MaxPageBytes(session.second->layout);
+  uint64_t total = 0;
+  for (int i = 0; i < req.sizes_size(); ++i) {
+    if (req.sizes(i) == 0 || req.sizes(i) > max_bytes) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "sizes[%d] = %d; a page of this layout takes 1..%d bytes", i, req.sizes(i), max_bytes));
+    }
+    total += req.sizes(i);
+  }
+  if (total > arena_.capacity()) {
+    return absl::ResourceExhaustedError(
+        absl::StrFormat("%d staging bytes requested; the arena has %d", total, arena_.capacity()));
+  }
+  const absl::Time expiry = absl::Now() + options_.lease_timeout;
+  std::vector<uint64_t> got;
+  for (int i = 0; i < req.sizes_size(); ++i) {
+    std::optional<uint64_t> off = AllocateBlock(req.sizes(i));
+    if (!off.has_value()) {
+      UnrefAll(got);
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "arena full: cannot stage %d bytes (arena %d bytes, %d in use, most of it leased or staged)", total,
+          arena_.capacity(), arena_.used_bytes()));
+    }
+    got.push_back(*off);
+  }
+  for (int i = 0; i < req.sizes_size(); ++i) {
+    staging_[got[i]] = Staging{session.first, req.sizes(i), expiry};
+    staging_bytes_ += req.sizes(i);
+    v1::ArenaRegion* r = resp->add_buffers();
+    r->set_offset(got[i]);
+    r->set_length(req.sizes(i));
+  }
+  resp->set_expires_in_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
+  return absl::OkStatus();
+}
+
+absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesResponse* resp) {
+  if (static_cast<uint32_t>(req.pages_size()) > options_.max_pages_per_request) {
+    return absl::ResourceExhaustedError(absl::StrFormat("%d pages in one PutPages; the limit is %d",
+                                                        req.pages_size(), options_.max_pages_per_request));
+  }
+  absl::MutexLock wl(&write_mu_);
+  std::vector<PageWrite> writes;
+  std::vector<uint64_t> write_offsets;  // staging block of each write (we hold one extra ref)
+  std::vector<uint64_t> skipped_offsets;  // staging of pages already stored
+  uint64_t new_bytes = 0;
+  absl::flat_hash_set<NodeKey> keep;
+  uint64_t session_id = 0;
+  {
+    absl::MutexLock l(&mu_);
+    ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
+    session_id = session.first;
+    const Session& s = *session.second;
+    absl::flat_hash_set<PageKey> in_batch;
+    absl::flat_hash_map<NodeKey, std::optional<Hash128>> batch_nodes;
+    absl::flat_hash_set<uint64_t> used_staging;
+    for (int i = 0; i < req.pages_size(); ++i) {
+      const v1::PutPage& p = req.pages(i);
+      PageKey key;
+      key.node.fp_id = s.fp_id;
+      key.layer = p.layer();
+      if (!Hash128::FromBytes(p.hash(), &key.node.hash)) {
+        return absl::InvalidArgumentError(absl::StrFormat("pages[%d].hash is %d bytes, want 16", i, p.hash().size()));
+      }
+      std::optional<Hash128> parent;
+      if (!p.parent_hash().empty()) {
+        Hash128 h;
+        if (!Hash128::FromBytes(p.parent_hash(), &h)) {
+          return absl::InvalidArgumentError(absl::StrFormat("pages[%d].parent_hash is %d bytes, want 0 or 16", i,
+                                                            p.parent_hash().size()));
+        }
+        if (h == key.node.hash) return absl::InvalidArgumentError(absl::StrFormat("pages[%d] is its own parent", i));
+        parent = h;
+      }
+      if (p.layer() >= s.layout.num_layers) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("pages[%d].layer %d >= num_layers %d", i, p.layer(), s.layout.num_layers));
+      }
+      if (!codec::IsValidPageEncoding(static_cast<uint32_t>(p.encoding()))) {
+        return absl::InvalidArgumentError(absl::StrFormat("pages[%d].encoding %d is unknown", i, p.encoding()));
+      }
+      const auto enc = static_cast<codec::PageEncoding>(p.encoding());
+      absl::StatusOr<size_t> want = s.layout.PageBytes(enc);
+      if (!want.ok()) {
+        return absl::InvalidArgumentError(absl::StrFormat("pages[%d]: %s", i, want.status().message()));
+      }
+      if (p.length() != *want) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "pages[%d].length %d contradicts the layout: a %s page is %d bytes", i, p.length(),
+            codec::PageEncodingName(enc), *want));
+      }
+      auto st = staging_.find(p.staging_offset());
+      if (st == staging_.end() || st->second.session != session_id) {
+        return absl::NotFoundError(
+            absl::StrFormat("pages[%d].staging_offset %d is not a staging buffer of this session", i, p.staging_offset()));
+      }
+      if (!used_staging.insert(p.staging_offset()).second) {
+        return absl::InvalidArgumentError(absl::StrFormat("pages[%d] reuses staging offset %d", i, p.staging_offset()));
+      }
+      if (p.length() > st->second.length) {
+        return absl::InvalidArgumentError(absl::StrFormat("pages[%d].length %d exceeds its staging buffer (%d bytes)",
+                                                          i, p.length(), st->second.length));
+      }
+      if (p.abstract().size() > options_.max_abstract_bytes) {
+        return absl::InvalidArgumentError(absl::StrFormat("pages[%d].abstract is %d bytes; the limit is %d", i,
+                                                          p.abstract().size(), options_.max_abstract_bytes));
+      }
+      // The node's parent must agree with what is stored / earlier in this request.
+      const ChainIndex::Node* existing = index_.Find(key.node);
+      const std::optional<Hash128>* known_parent = existing != nullptr ? &existing->parent : nullptr;
+      auto bn = batch_nodes.find(key.node);
+      if (known_parent == nullptr && bn != batch_nodes.end()) known_parent = &bn->second;
+      if (known_parent != nullptr && *known_parent != parent) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("pages[%d]: parent_hash differs from the node's stored parent", i));
+      }
+      if (parent.has_value()) {
+        const NodeKey pk{s.fp_id, *parent};
+        if (index_.Find(pk) == nullptr && !batch_nodes.contains(pk)) {
+          return absl::FailedPreconditionError(absl::StrFormat(
+              "pages[%d]: parent page is not stored; put a chain in order (its first page has no parent)", i));
+        }
+        keep.insert(pk);
+      }
+      batch_nodes.emplace(key.node, parent);
+      keep.insert(key.node);
+      if (index_.FindPage(key) != nullptr || !in_batch.insert(key).second) {
+        skipped_offsets.push_back(p.staging_offset());
+        continue;
+      }
+      PageWrite w;
+      w.key = key;
+      w.parent = parent;
+      w.info = PageInfo{static_cast<uint8_t>(enc), static_cast<uint32_t>(p.length()),
+                        static_cast<uint32_t>(p.abstract().size())};
+      w.payload = arena_file_.data() + p.staging_offset();
+      w.abstract = p.abstract();
+      writes.push_back(w);
+      write_offsets.push_back(p.staging_offset());
+      new_bytes += uint64_t{w.info.payload_bytes} + w.info.abstract_bytes;
+    }
+    if (new_bytes > options_.disk_limit_bytes) {
+      return absl::ResourceExhaustedError(absl::StrFormat("%d bytes in one PutPages exceed the disk limit of %d",
+                                                          new_bytes, options_.disk_limit_bytes));
+    }
+    // Hold the staging blocks through the write even if the session expires meanwhile.
+    for (uint64_t off : write_offsets) arena_.Ref(off);
+  }
+
+  // Make room on disk: drop least recently used leaves (never this request's nodes or parents).
+  std::vector<PageKey> deletes;
+  {
+    absl::MutexLock l(&mu_);
+    while (index_.bytes() + new_bytes > options_.disk_limit_bytes) {
+      std::optional<NodeKey> victim = index_.LruLeaf(keep);
+      if (!victim.has_value()) break;
+      std::vector<PageKey> keys = ForgetLeaf(*victim);
+      disk_evictions_ += keys.size();
+      deletes.insert(deletes.end(), keys.begin(), keys.end());
+    }
+    if (index_.bytes() + new_bytes > options_.disk_limit_bytes) {
+      UnrefAll(write_offsets);
+      // Evicted nodes (if any) are gone from the index; delete them on disk too.
+      if (!deletes.empty()) {
+        absl::Status s = disk_->Write({}, deletes);
+        if (!s.ok()) LEOAM_LOG(ERROR, "deleting evicted pages failed: %s", s.ToString());
+      }
+      return absl::ResourceExhaustedError("disk tier full: everything else stored is part of this request's chains");
+    }
+  }
+
+  absl::Status s = disk_->Write(writes, deletes);
+
+  absl::MutexLock l(&mu_);
+  if (!s.ok()) {
+    UnrefAll(write_offsets);
+    LEOAM_LOG(ERROR, "PutPages failed: %s", s.ToString());
+    return s;
+  }
+  for (size_t i = 0; i < writes.size(); ++i) {
+    index_.AddPage(writes[i].key, writes[i].parent, writes[i].info);
+    // The staging block becomes the cached copy: no copy, our extra reference moves to the tier.
+    if (memory_.Insert(writes[i].key, MemoryPage{write_offsets[i], writes[i].info.payload_bytes,
+                                                 writes[i].info.encoding})) {
+      mem_write_bytes_ += writes[i].info.payload_bytes;
+    } else {
+      arena_.Unref(write_offsets[i]);
+    }
+  }
+  auto drop_staging = [&](uint64_t off) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = staging_.find(off);
+    if (it == staging_.end() || it->second.session != session_id) return;  // expired meanwhile
+    staging_bytes_ -= it->second.length;
+    staging_.erase(it);
+    arena_.Unref(off);
+  };
+  for (uint64_t off : write_offsets) drop_staging(off);
+  for (uint64_t off : skipped_offsets) drop_staging(off);
+  memory_.EnforceLimit();
+  resp->set_num_committed(static_cast<uint32_t>(writes.size()));
+  resp->set_num_already_present(static_cast<uint32_t>(skipped_offsets.size()));
+  return absl::OkStatus();
+}
+
+absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesResponse* resp) {
+  if (static_cast<uint32_t>(req.pages_size()) > options_.max_pages_per_request) {
+    return absl::ResourceExhaustedError(absl::StrFormat("%d pages in one FetchPages; the limit is %d",
+                                                        req.pages_size(), options_.max_pages_per_request));
+  }
+  struct Pending {
+    PageInfo info;
+    uint64_t offset = 0;
+    bool found = false;
+    bool from_disk = false;
+  };
+  std::vector<PageKey> keys;
+  std::vector<Pending> pending(req.pages_size());
+  uint64_t session_id = 0;
+  {
+    absl::MutexLock l(&mu_);
+    ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
+    session_id = session.first;
+    RETURN_IF_ERROR(ParsePageKeys(req.pages(), session.second->fp_id, session.second->layout, &keys));
+    std::vector<uint64_t> taken;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const PageInfo* info = index_.FindPage(keys[i]);
+      if (info == nullptr) {
+        ++mem_misses_;
+        ++disk_misses_;
+        continue;
+      }
+      index_.Touch(keys[i].node);
+      pending[i].info = *info;
+      pending[i].found = true;
+      if (const MemoryPage* mp = memory_.Lookup(keys[i])) {
+        ++mem_hits_;
+        mem_read_bytes_ += mp->length;
+        arena_.Ref(mp->offset);
+        pending[i].offset = mp->offset;
+      } else {
+        ++mem_misses_;
+        std::optional<uint64_t> off = AllocateBlock(info->payload_bytes);
+        if (!off.has_value()) {
+          UnrefAll(taken);
+          return absl::ResourceExhaustedError(absl::StrFormat(
+              "arena full: cannot load a %d-byte page (arena %d bytes, %d in use by leases and staging); "
+              "release leases or fetch fewer pages at once",
+              info->payload_bytes, arena_.capacity(), arena_.used_bytes()));
+        }
+        pending[i].offset = *off;
+        pending[i].from_disk = true;
+      }
+      taken.push_back(pending[i].offset);
+    }
+  }
+  // Disk reads without holding mu_, several in flight on the I/O threads; the blocks are ours
+  // alone until published below.
+  std::vector<absl::Status> read_status(keys.size());
+  std::vector<size_t> reads;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (pending[i].from_disk) reads.push_back(i);
+  }
+  if (reads.size() == 1) {
+    const size_t i = reads[0];
+    read_status[i] = disk_->ReadPage(keys[i], arena_file_.data() + pending[i].offset, pending[i].info.payload_bytes);
+  } else if (!reads.empty()) {
+    absl::BlockingCounter done(static_cast<int>(reads.size()));
+    for (size_t i : reads) {
+      io_->Submit([&, i] {
+        read_status[i] = disk_->ReadPage(keys[i], arena_file_.data() + pending[i].offset,
+                                         pending[i].info.payload_bytes);
+        done.DecrementCount();
+      }, /*urgent=*/true);
+    }
+    done.Wait();
+  }
+  std::vector<uint64_t> lease_offsets;
+  {
+    absl::MutexLock l(&mu_);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (!pending[i].from_disk) continue;
+      if (!read_status[i].ok()) {
+        // NOT_FOUND: evicted or dropped between the index check and the read.
+        if (!absl::IsNotFound(read_status[i])) LEOAM_LOG(ERROR, "page read failed: %s", read_status[i].ToString());
+        arena_.Unref(pending[i].offset);
+        pending[i].found = false;
+        ++disk_misses_;
+        continue;
+      }
+      ++disk_hits_;
+      if (index_.FindPage(keys[i]) != nullptr) {
+        arena_.Ref(pending[i].offset);
+        if (memory_.Insert(keys[i], MemoryPage{pending[i].offset, pending[i].info.payload_bytes,
+                                               pending[i].info.encoding})) {
+          mem_write_bytes_ += pending[i].info.payload_bytes;
+        } else {
+          arena_.Unref(pending[i].offset);
+        }
+      }
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (pending[i].found) lease_offsets.push_back(pending[i].offset);
+    }
+    memory_.EnforceLimit();
+    if (!req.inline_payload() && !lease_offsets.empty()) {
+      resp->set_lease_id(leases_.Create(session_id, lease_offsets, absl::Now() + options_.lease_timeout));
+      resp->set_lease_expires_in_ms(absl::ToInt64Milliseconds(options_.lease_timeout));
+    }
+  }
+  for (size_t i = 0; i < keys.size(); ++i) {
+    v1::PageDescriptor* d = resp->add_pages();
+    if (!pending[i].found) continue;
+    d->set_found(true);
+    d->set_length(pending[i].info.payload_bytes);
+    d->set_encoding(static_cast<v1::PageEncoding>(pending[i].info.encoding));
+    d->set_tier(pending[i].from_disk ? v1::TIER_DISK : v1::TIER_MEMORY);
+    if (req.inline_payload()) {
+      d->set_payload(arena_file_.data() + pending[i].offset, pending[i].info.payload_bytes);
+    } else {
+      d->set_offset(pending[i].offset);
+    }
+  }
+  if (req.inline_payload()) {
+    absl::MutexLock l(&mu_);
+    UnrefAll(lease_offsets);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::Prefetch(const v1::PrefetchRequest& req, v1::PrefetchResponse* resp) {
+  if (static_cast<uint32_t>(req.pages_size()) > options_.max_pages_per_request) {
+    return absl::ResourceExhaustedError(absl::StrFormat("%d pages in one Prefetch; the limit is %d",
+                                                        req.pages_size(), options_.max_pages_per_request));
+  }
+  std::vector<LoadTask> tasks;
+  {
+    absl::MutexLock l(&mu_);
+    ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
+    std::vector<PageKey> keys;
+    RETURN_IF_ERROR(ParsePageKeys(req.pages(), session.second->fp_id, session.second->layout, &keys));
+    uint32_t in_memory = 0, missing = 0;
+    for (const PageKey& key : keys) {
+      const PageInfo* info = index_.FindPage(key);
+      if (info == nullptr) {
+        ++missing;
+      } else if (memory_.Lookup(key) != nullptr || loading_.contains(key)) {
+        ++in_memory;
+      } else {
+        std::optional<uint64_t> off = AllocateBlock(info->payload_bytes);
+        if (!off.has_value()) break;  // arena full of pinned pages: prefetch is best effort
+        loading_.insert(key);
+        tasks.push_back(LoadTask{key, *info, *off});
+      }
+    }
+    resp->set_num_queued(static_cast<uint32_t>(tasks.size()));
+    resp->set_num_in_memory(in_memory);
+    resp->set_num_missing(missing);
+  }
+  for (const LoadTask& t : tasks) io_->Submit([this, t] { LoadIntoMemory(t); }, /*urgent=*/false);
+  return absl::OkStatus();
+}
+
+absl::Status Store::GetAbstracts(const v1::GetAbstractsRequest& req, v1::GetAbstractsResponse* resp) {
+  if (static_cast<uint32_t>(req.pages_size()) > options_.max_pages_per_request) {
+    return absl::ResourceExhaustedError(absl::StrFormat("%d pages in one GetAbstracts; the limit is %d",
+                                                        req.pages_size(), options_.max_pages_per_request));
+  }
+  std::vector<PageKey> keys;
+  std::vector<bool> known;
+  {
+    absl::MutexLock l(&mu_);
+    ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
+    RETURN_IF_ERROR(ParsePageKeys(req.pages(), session.second->fp_id, session.second->layout, &keys));
+    for (const PageKey& k : keys) known.push_back(index_.FindPage(k) != nullptr);
+  }
+  std::vector<std::optional<std::string>> abstracts;
+  RETURN_IF_ERROR(disk_->ReadAbstracts(keys, &abstracts));
+  for (size_t i = 0; i < keys.size(); ++i) {
+    v1::AbstractEntry* e = resp->add_entries();
+    if (known[i] && abstracts[i].has_value()) {
+      e->set_found(true);
+      e->set_abstract(std::move(*abstracts[i]));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace leoam::kvstore
