@@ -61,13 +61,6 @@ size_t ChainIndex::LeadingComplete(uint32_t fp_id, absl::Span<const Hash128> cha
   return n;
 }
 
-std::optional<NodeKey> ChainIndex::LruLeaf(const absl::flat_hash_set<NodeKey>& keep) const {
-  for (const auto& [tick, key] : leaves_) {
-    if (!keep.contains(key)) return key;
-  }
-  return std::nullopt;
-}
-
 std::vector<std::pair<uint32_t, PageInfo>> ChainIndex::RemoveLeaf(const NodeKey& key) {
   std::vector<std::pair<uint32_t, PageInfo>> pages;
   auto it = nodes_.find(key);

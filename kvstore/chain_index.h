@@ -54,8 +54,14 @@ class ChainIndex {
   // holding all `num_layers` layers.
   size_t LeadingComplete(uint32_t fp_id, absl::Span<const Hash128> chain, uint32_t num_layers) const;
 
-  // The least recently used leaf not in `keep`, or nullopt.
-  std::optional<NodeKey> LruLeaf(const absl::flat_hash_set<NodeKey>& keep) const;
+  // The least recently used leaf not in `keep` (any container with contains(NodeKey)), or nullopt.
+  template <typename Keep>
+  std::optional<NodeKey> LruLeaf(const Keep& keep) const {
+    for (const auto& [tick, key] : leaves_) {
+      if (!keep.contains(key)) return key;
+    }
+    return std::nullopt;
+  }
 
   // Removes a node that has no children; returns its pages (layer, info). Its parent may become a leaf.
   std::vector<std::pair<uint32_t, PageInfo>> RemoveLeaf(const NodeKey& key);

@@ -78,8 +78,6 @@ absl::Status DiskTier::Init(const DiskTierOptions& options) {
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = options.background_jobs;
-  db_options.bytes_per_sync = 1 << 20;
-  db_options.wal_bytes_per_sync = 1 << 20;
   db_options.max_total_wal_size = 256ull << 20;  // bound WAL replay time after a crash
   db_options.keep_log_file_num = 4;
   // Pages of a chain are written together, so they sit next to each other in a blob file and are

@@ -2,9 +2,11 @@
 // disk tier, the chain index, leases and staging — with absl::Status errors. The service only
 // converts statuses; tests can drive a Store in-process.
 //
-// Locking: write_mu_ serializes everything that changes the disk tier (puts, evictions, drops,
-// new fingerprints), so the chain index and RocksDB change in one order; mu_ guards the in-memory
-// state and is never held across disk I/O. Lock order: write_mu_, then mu_.
+// Locking: mu_ guards the in-memory state and is never held across disk I/O. Puts hold write_mu_
+// shared and run their RocksDB writes concurrently (so RocksDB can group-commit them); what they
+// are about to write is registered as "in flight" under mu_ (eviction skips those nodes, other
+// puts treat those pages as present). Drop and new fingerprints hold write_mu_ exclusively.
+// Lock order: write_mu_, then mu_.
 #pragma once
 
 #include <condition_variable>
@@ -105,6 +107,13 @@ class Store {
     uint32_t id = 0;
     Layout layout;
   };
+  // A chain node that a PutPages in flight reads (as a parent) or writes: eviction must not take
+  // it, and concurrent puts must agree on its parent.
+  struct InflightNode {
+    int refs = 0;
+    std::optional<Hash128> parent;
+    bool writes = false;  // the node itself is being written (parent is meaningful)
+  };
   struct LoadTask {
     PageKey key;
     PageInfo info;
@@ -144,6 +153,11 @@ class Store {
   absl::flat_hash_map<uint32_t, Layout> layouts_ ABSL_GUARDED_BY(mu_);  // by fp_id
   uint32_t next_fp_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_set<PageKey> loading_ ABSL_GUARDED_BY(mu_);
+  // Puts in flight (between validation and publication), so that puts can write concurrently
+  // (RocksDB groups their WAL writes and fsyncs) without breaking the chain invariant.
+  absl::flat_hash_map<NodeKey, InflightNode> inflight_nodes_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<PageKey> inflight_pages_ ABSL_GUARDED_BY(mu_);
+  uint64_t inflight_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   uint64_t staging_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 

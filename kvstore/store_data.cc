@@ -84,7 +84,7 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
     return absl::ResourceExhaustedError(absl::StrFormat("%d pages in one PutPages; the limit is %d",
                                                         req.pages_size(), options_.max_pages_per_request));
   }
-  absl::MutexLock wl(&write_mu_);
+  absl::ReaderMutexLock wl(&write_mu_);  // shared: puts write concurrently (see store.h)
   std::vector<PageWrite> writes;
   std::vector<uint64_t> write_offsets;  // staging block of each write (we hold one extra ref)
   std::vector<uint64_t> skipped_offsets;  // staging of pages already stored
@@ -150,11 +150,15 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
         return absl::InvalidArgumentError(absl::StrFormat("pages[%d].abstract is %d bytes; the limit is %d", i,
                                                           p.abstract().size(), options_.max_abstract_bytes));
       }
-      // The node's parent must agree with what is stored / earlier in this request.
+      // The node's parent must agree with what is stored / in flight / earlier in this request.
       const ChainIndex::Node* existing = index_.Find(key.node);
       const std::optional<Hash128>* known_parent = existing != nullptr ? &existing->parent : nullptr;
       auto bn = batch_nodes.find(key.node);
       if (known_parent == nullptr && bn != batch_nodes.end()) known_parent = &bn->second;
+      auto inf = inflight_nodes_.find(key.node);
+      if (known_parent == nullptr && inf != inflight_nodes_.end() && inf->second.writes) {
+        known_parent = &inf->second.parent;
+      }
       if (known_parent != nullptr && *known_parent != parent) {
         return absl::InvalidArgumentError(
             absl::StrFormat("pages[%d]: parent_hash differs from the node's stored parent", i));
@@ -169,7 +173,7 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
       }
       batch_nodes.emplace(key.node, parent);
       keep.insert(key.node);
-      if (index_.FindPage(key) != nullptr || !in_batch.insert(key).second) {
+      if (index_.FindPage(key) != nullptr || inflight_pages_.contains(key) || !in_batch.insert(key).second) {
         skipped_offsets.push_back(p.staging_offset());
         continue;
       }
@@ -190,27 +194,51 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
     }
     // Hold the staging blocks through the write even if the session expires meanwhile.
     for (uint64_t off : write_offsets) arena_.Ref(off);
+    // Register the write as in flight: its nodes and parents are safe from eviction, its pages
+    // count as present for concurrent puts, its bytes count against the disk limit.
+    for (const NodeKey& k : keep) {
+      InflightNode& n = inflight_nodes_[k];
+      ++n.refs;
+      auto bn = batch_nodes.find(k);
+      if (bn != batch_nodes.end() && !n.writes) {
+        n.writes = true;
+        n.parent = bn->second;
+      }
+    }
+    for (const PageWrite& w : writes) inflight_pages_.insert(w.key);
+    inflight_bytes_ += new_bytes;
   }
+  // Ends the in-flight registration (under mu_), whatever the outcome.
+  auto finish_inflight = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const NodeKey& k : keep) {
+      auto it = inflight_nodes_.find(k);
+      if (--it->second.refs == 0) inflight_nodes_.erase(it);
+    }
+    for (const PageWrite& w : writes) inflight_pages_.erase(w.key);
+    inflight_bytes_ -= new_bytes;
+  };
 
-  // Make room on disk: drop least recently used leaves (never this request's nodes or parents).
+  // Make room on disk: drop least recently used leaves (never a node a put in flight needs).
   std::vector<PageKey> deletes;
   {
     absl::MutexLock l(&mu_);
-    while (index_.bytes() + new_bytes > options_.disk_limit_bytes) {
-      std::optional<NodeKey> victim = index_.LruLeaf(keep);
+    while (index_.bytes() + inflight_bytes_ > options_.disk_limit_bytes) {
+      std::optional<NodeKey> victim = index_.LruLeaf(inflight_nodes_);
       if (!victim.has_value()) break;
       std::vector<PageKey> keys = ForgetLeaf(*victim);
       disk_evictions_ += keys.size();
       deletes.insert(deletes.end(), keys.begin(), keys.end());
     }
-    if (index_.bytes() + new_bytes > options_.disk_limit_bytes) {
+    if (index_.bytes() + inflight_bytes_ > options_.disk_limit_bytes) {
       UnrefAll(write_offsets);
+      finish_inflight();
       // Evicted nodes (if any) are gone from the index; delete them on disk too.
       if (!deletes.empty()) {
         absl::Status s = disk_->Write({}, deletes);
         if (!s.ok()) LEOAM_LOG(ERROR, "deleting evicted pages failed: %s", s.ToString());
       }
-      return absl::ResourceExhaustedError("disk tier full: everything else stored is part of this request's chains");
+      return absl::ResourceExhaustedError(
+          "disk tier full: everything else stored is part of chains being written right now");
     }
   }
 
@@ -219,9 +247,12 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
   absl::MutexLock l(&mu_);
   if (!s.ok()) {
     UnrefAll(write_offsets);
+    finish_inflight();
     LEOAM_LOG(ERROR, "PutPages failed: %s", s.ToString());
     return s;
   }
+  // Parents first: a concurrent put may have written a node's parent, so add in request order
+  // (which has parents before children) after both writes are published.
   for (size_t i = 0; i < writes.size(); ++i) {
     index_.AddPage(writes[i].key, writes[i].parent, writes[i].info);
     // The staging block becomes the cached copy: no copy, our extra reference moves to the tier.
@@ -241,6 +272,7 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
   };
   for (uint64_t off : write_offsets) drop_staging(off);
   for (uint64_t off : skipped_offsets) drop_staging(off);
+  finish_inflight();
   memory_.EnforceLimit();
   resp->set_num_committed(static_cast<uint32_t>(writes.size()));
   resp->set_num_already_present(static_cast<uint32_t>(skipped_offsets.size()));
@@ -305,20 +337,29 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
   for (size_t i = 0; i < keys.size(); ++i) {
     if (pending[i].from_disk) reads.push_back(i);
   }
-  if (reads.size() == 1) {
-    const size_t i = reads[0];
-    read_status[i] = disk_->ReadPage(keys[i], arena_file_.data() + pending[i].offset, pending[i].info.payload_bytes);
-  } else if (!reads.empty()) {
-    absl::BlockingCounter done(static_cast<int>(reads.size()));
-    for (size_t i : reads) {
-      io_->Submit([&, i] {
-        read_status[i] = disk_->ReadPage(keys[i], arena_file_.data() + pending[i].offset,
-                                         pending[i].info.payload_bytes);
+  // Each I/O thread reads one contiguous slice in order (pages of a chain sit next to each other
+  // in a blob file, so every slice stays a sequential stream for the kernel's readahead).
+  const size_t slices = std::min<size_t>(reads.size(), static_cast<size_t>(options_.io_threads));
+  auto read_slice = [&](size_t k) {
+    for (size_t j = k * reads.size() / slices; j < (k + 1) * reads.size() / slices; ++j) {
+      const size_t i = reads[j];
+      read_status[i] = disk_->ReadPage(keys[i], arena_file_.data() + pending[i].offset, pending[i].info.payload_bytes);
+    }
+  };
+  if (slices == 1) {
+    read_slice(0);
+  } else if (slices > 1) {
+    absl::BlockingCounter done(static_cast<int>(slices - 1));
+    for (size_t k = 1; k < slices; ++k) {
+      io_->Submit([&, k] {
+        read_slice(k);
         done.DecrementCount();
       }, /*urgent=*/true);
     }
+    read_slice(0);  // the RPC thread takes the first slice itself
     done.Wait();
   }
+
   std::vector<uint64_t> lease_offsets;
   {
     absl::MutexLock l(&mu_);

@@ -5,8 +5,12 @@
 //
 //   build-kern/bin/kernels_bench                       # all
 //   build-kern/bin/kernels_bench --benchmark_filter=Decode124M
+// On a shared machine, run repetitions and read times from the "_min" and rates from the "_max"
+// aggregate (the least disturbed run):
+//   kernels_bench --benchmark_repetitions=10 --benchmark_min_time=0.05 --benchmark_report_aggregates_only=true
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -31,6 +35,11 @@ CpuBackend& BackendWithThreads(int threads) {
 }
 
 namespace {
+
+// Aggregates over repetitions: "min" for times, "max" for rates (GB/s, GFLOP/s, tokens/s), i.e.
+// the least disturbed run on a shared machine.
+double MinOf(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end()); }
+double MaxOf(const std::vector<double>& v) { return v.empty() ? 0.0 : *std::max_element(v.begin(), v.end()); }
 
 // Random weights of `type` (bytes only; Q8_0 scales are valid fp16).
 std::vector<uint8_t> RandomWeights(DType type, int64_t rows, int64_t cols) {
@@ -86,7 +95,11 @@ void MatVecArgs(benchmark::internal::Benchmark* b) {
     }
   }
 }
-BENCHMARK(BM_MatVec)->Apply(MatVecArgs)->UseRealTime();
+BENCHMARK(BM_MatVec)
+    ->Apply(MatVecArgs)
+    ->UseRealTime()
+    ->ComputeStatistics("min", MinOf)
+    ->ComputeStatistics("max", MaxOf);
 
 // All matvecs of one decode step of the 124M model (12 layers of q,k,v,o 768x768, gate/up
 // 2048x768, down 768x2048, plus the 24000x768 output): ~207 MB of F16, more than the caches, so
@@ -124,7 +137,36 @@ void BM_Decode124MMatVecs(benchmark::State& state) {
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.SetLabel(std::string(DTypeName(type)));
 }
-BENCHMARK(BM_Decode124MMatVecs)->ArgsProduct({{0, 1, 2, 3}, {1, 2}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Decode124MMatVecs)
+    ->ArgsProduct({{0, 1, 2, 3}, {1, 2}})
+    ->UseRealTime()
+    ->ComputeStatistics("min", MinOf)
+    ->ComputeStatistics("max", MaxOf)
+    ->Unit(benchmark::kMillisecond);
+
+// Args: dtype, rows, cols, n, threads: small batches (batched decode, short prompts).
+void BM_MatMulSmallBatch(benchmark::State& state) {
+  const DType type = static_cast<DType>(state.range(0));
+  const int64_t rows = state.range(1), cols = state.range(2);
+  const int32_t n = static_cast<int32_t>(state.range(3));
+  CpuBackend& backend = BackendWithThreads(static_cast<int>(state.range(4)));
+  const std::vector<uint8_t> w = RandomWeights(type, rows, cols);
+  const std::vector<float> x = RandomActivations(n * cols);
+  std::vector<float> y(n * rows);
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(backend.MatMul(x.data(), Matrix{type, w.data(), rows, cols}, n, y.data()));
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * 2.0 * n * rows * cols / 1e9,
+                                                 benchmark::Counter::kIsRate);
+  state.SetLabel(std::string(DTypeName(type)));
+}
+BENCHMARK(BM_MatMulSmallBatch)
+    ->ArgsProduct({{1}, {2048}, {768}, {2, 4, 8, 16}, {1, 2}})
+    ->ArgsProduct({{1}, {24000}, {768}, {2, 4, 8, 16}, {1}})
+    ->UseRealTime()
+    ->ComputeStatistics("min", MinOf)
+    ->ComputeStatistics("max", MaxOf);
 
 // Args: dtype, rows, cols, threads; n = 512 tokens. Reports GFLOP/s.
 void BM_Gemm512(benchmark::State& state) {
@@ -152,7 +194,12 @@ void GemmArgs(benchmark::internal::Benchmark* b) {
   }
   for (int threads : {1, 2}) b->Args({1, 24000, 768, threads});
 }
-BENCHMARK(BM_Gemm512)->Apply(GemmArgs)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gemm512)
+    ->Apply(GemmArgs)
+    ->UseRealTime()
+    ->ComputeStatistics("min", MinOf)
+    ->ComputeStatistics("max", MaxOf)
+    ->Unit(benchmark::kMillisecond);
 
 // Args: context, num_queries, threads. 12 heads (12 kv heads) of 64, as the 124M model; reports
 // the K/V bytes read per second for decode.
@@ -182,6 +229,8 @@ BENCHMARK(BM_Attention)
     ->Args({512, 512, 2})
     ->Args({4096, 512, 2})
     ->UseRealTime()
+    ->ComputeStatistics("min", MinOf)
+    ->ComputeStatistics("max", MaxOf)
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/flags.h"
 #include "compute/model/backend_select.h"
 #include "compute/model/llama_model.h"
 #include "compute/sampling/sampler.h"
@@ -87,8 +88,7 @@ absl::Status Run() {
 }  // namespace leoam
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Measures prefill and decode tokens/s of the CPU runtime on a GGUF model.");
-  absl::ParseCommandLine(argc, argv);
+  leoam::ParseFlags(argc, argv, "Measures prefill and decode tokens/s of the CPU runtime on a GGUF model.");
   if (absl::Status s = leoam::Run(); !s.ok()) {
     std::fprintf(stderr, "leoam-bench-runtime: %s\n", std::string(s.message()).c_str());
     return 1;

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_format.h"
-#include "compute/gguf/float16.h"
+#include "kernels/half.h"
 
 namespace leoam::gguf {
 
@@ -16,7 +16,7 @@ void QuantizeRowQ8_0(const float* x, int64_t n, BlockQ8_0* out) {
     for (int j = 0; j < kQ8_0BlockSize; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    out[b].d = FloatToHalf(d);
+    out[b].d = kernels::FloatToHalf(d);
     for (int j = 0; j < kQ8_0BlockSize; ++j) {
       out[b].qs[j] = static_cast<int8_t>(std::roundf(xb[j] * id));
     }
@@ -48,18 +48,18 @@ absl::Status DequantizeRow(TensorType type, const void* src, int64_t n, float* o
       break;
     case TensorType::kF16: {
       const auto* h = static_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) out[i] = HalfToFloat(h[i]);
+      for (int64_t i = 0; i < n; ++i) out[i] = kernels::HalfToFloat(h[i]);
       break;
     }
     case TensorType::kBF16: {
       const auto* h = static_cast<const uint16_t*>(src);
-      for (int64_t i = 0; i < n; ++i) out[i] = Bf16ToFloat(h[i]);
+      for (int64_t i = 0; i < n; ++i) out[i] = kernels::Bf16ToFloat(h[i]);
       break;
     }
     case TensorType::kQ8_0: {
       const auto* blocks = static_cast<const BlockQ8_0*>(src);
       for (int64_t b = 0; b < n / kQ8_0BlockSize; ++b) {
-        const float d = HalfToFloat(blocks[b].d);
+        const float d = kernels::HalfToFloat(blocks[b].d);
         for (int j = 0; j < kQ8_0BlockSize; ++j) out[b * kQ8_0BlockSize + j] = d * blocks[b].qs[j];
       }
       break;
@@ -78,12 +78,12 @@ absl::Status QuantizeRow(TensorType type, const float* src, int64_t n, void* dst
       break;
     case TensorType::kF16: {
       auto* h = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) h[i] = FloatToHalf(src[i]);
+      for (int64_t i = 0; i < n; ++i) h[i] = kernels::FloatToHalf(src[i]);
       break;
     }
     case TensorType::kBF16: {
       auto* h = static_cast<uint16_t*>(dst);
-      for (int64_t i = 0; i < n; ++i) h[i] = FloatToBf16(src[i]);
+      for (int64_t i = 0; i < n; ++i) h[i] = kernels::FloatToBf16(src[i]);
       break;
     }
     case TensorType::kQ8_0:

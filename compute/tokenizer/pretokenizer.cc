@@ -99,7 +99,8 @@ const std::vector<Entry>& Table() {
     add({"deepseek-llm"}, Spec({"[\r\n]", kDeepseekLlmLetters, kDeepseekLlmPunct, "\\s+$", kCjkDeepseek, "\\p{N}+"},
                                false));
     add({"deepseek-coder"}, Spec({"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", kCjkDeepseek, "\\p{N}"}, false));
-    add({"deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4"}, Spec({"\\p{N}{1,3}", kCjkKana, kDeepseekV3Words}, false));
+    add({"deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4"},
+        Spec({"\\p{N}{1,3}", kCjkKana, kDeepseekV3Words}, false));
     add({"falcon"}, Spec({"[\\p{P}\\$\\+<=>\\^~\\|`]+", kGpt2, "[0-9][0-9][0-9]"}));
     for (const char* name : {"starcoder", "refact", "codeshell", "exaone", "minerva-7b", "mellum2"}) {
       add({name}, Spec({"\\p{N}", kGpt2}));

@@ -230,7 +230,8 @@ absl::StatusOr<SplitRegex> SplitRegex::Compile(std::string_view pattern) {
   program->collapsed = regex_syntax::UsesCategories(pattern);
   auto ast = regex_syntax::ParsePattern(pattern, program->collapsed, &program->sets);
   if (!ast.ok()) {
-    return absl::Status(ast.status().code(), absl::StrCat(ast.status().message(), " in pattern '", std::string(pattern), "'"));
+    return absl::Status(ast.status().code(),
+                        absl::StrCat(ast.status().message(), " in pattern '", std::string(pattern), "'"));
   }
   Emit(**ast, &program->insts);
   program->insts.push_back({Inst::kMatch, false, 0, 0});

@@ -57,6 +57,8 @@ bool Nullable(const Node& n) {
 
 // ---------------------------------------------------------------- parser
 
+// The ASCII members of each category in collapsed mode: llama.cpp's k_ucat_map, which (unlike
+// Unicode) leaves '~' out of \p{S}.
 Ranges AsciiRangesOf(char category) {
   switch (category) {
     case 'N': return {{0x30, 0x39}};

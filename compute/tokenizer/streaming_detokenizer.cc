@@ -5,7 +5,7 @@ namespace leoam {
 
 std::string StreamingDetokenizer::Push(TokenId id) {
   std::string piece = tokenizer_.TokenToPiece(id);
-  // Like Decode: the dummy-prefix space of the very first piece is dropped.
+  // At the start of a text, like Decode: the dummy-prefix space of the first piece is dropped.
   if (first_ && tokenizer_.adds_space_prefix() && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
   first_ = false;
   pending_ += piece;

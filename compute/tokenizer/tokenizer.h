@@ -2,8 +2,10 @@
 //
 // Two families: SentencePiece-style ("llama": score-driven merges, byte fallback, "▁" for spaces)
 // and byte-level BPE ("gpt2": rank-driven merges over the GPT-2 byte-to-unicode alphabet, after a
-// pre-tokenizer regex chosen by tokenizer.ggml.pre). Tokenizers are immutable after construction
-// and safe to use from many threads.
+// pre-tokenizer regex chosen by tokenizer.ggml.pre). Behaviour follows llama.cpp's
+// (src/llama-vocab.cpp), so ids match its test vectors. Tokenizers are immutable after
+// construction and safe to use from many threads. To build one from plain vectors instead of a
+// GGUF file, see tokenizer_config.h.
 #pragma once
 
 #include <cstdint>
@@ -25,14 +27,16 @@ enum class TokenType : int32_t {
 };
 
 struct EncodeOptions {
-  // Prepend BOS when the model asks for it (tokenizer.ggml.add_bos_token, default true for
-  // "llama" and false for "gpt2"). Set false to never add it.
+  // Prepend BOS when the model asks for it (tokenizer.ggml.add_bos_token; when absent, true for
+  // "llama" and for the llama3/tekken/chameleon pre-types, false for other "gpt2"). Set false to
+  // never add it.
   bool add_bos = true;
   // Append EOS when the model asks for it (tokenizer.ggml.add_eos_token, default false). Set
   // false to never add it.
   bool add_eos = true;
-  // Recognize special/control token texts (e.g. "<|im_start|>") in the input and emit their ids.
-  // Default false: such text is tokenized as ordinary text.
+  // Recognize control token texts (e.g. "<|im_start|>") in the input and emit their ids.
+  // Default false: such text is tokenized as ordinary text. (User-defined tokens are always
+  // recognized, as in llama.cpp.)
   bool parse_special = false;
 };
 
@@ -68,10 +72,17 @@ class Tokenizer {
 };
 
 // Turns a stream of token ids into text, emitting only complete UTF-8 sequences: a character
-// split across byte tokens is held back until its last byte arrives.
+// split across byte tokens is held back until its last byte arrives; bytes that can never form a
+// character come out as U+FFFD. The pieces add up to Decode(ids) except that BPE's decode-time
+// clean-up of spaces before punctuation (" ," -> ",") is not applied. Control tokens give "".
 class StreamingDetokenizer {
  public:
-  explicit StreamingDetokenizer(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
+  // `at_text_start`: the pushed ids begin the text (nothing was printed before them), so the
+  // first piece loses its SPM dummy-prefix space exactly as in Decode(ids). Default false: the
+  // ids continue a prompt that was already shown, and every piece comes out whole (a generated
+  // " and" after "The cat" keeps its space).
+  explicit StreamingDetokenizer(const Tokenizer& tokenizer, bool at_text_start = false)
+      : tokenizer_(tokenizer), first_(at_text_start) {}
   // Returns the newly completed text (possibly empty).
   std::string Push(TokenId id);
   // Returns what is held back (invalid bytes replaced by U+FFFD).
@@ -80,7 +91,7 @@ class StreamingDetokenizer {
  private:
   const Tokenizer& tokenizer_;
   std::string pending_;
-  bool first_ = true;
+  bool first_;  // the next piece is the first of the text: drop its dummy-prefix space
 };
 
 }  // namespace leoam

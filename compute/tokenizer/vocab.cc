@@ -55,7 +55,9 @@ bool LooksLikeFimMid(std::string_view s) {
 }
 #undef FW
 #undef LB
-bool LooksLikeFimPad(std::string_view s) { return OneOf(s, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"}); }
+bool LooksLikeFimPad(std::string_view s) {
+  return OneOf(s, {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"});
+}
 bool LooksLikeFimRep(std::string_view s) {
   return OneOf(s, {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"});
 }

@@ -23,6 +23,7 @@
 #include "compute/engine/generate.h"
 #include "compute/model/backend_select.h"
 #include "compute/model/llama_model.h"
+#include "common/flags.h"
 #include "compute/tokenizer/tokenizer.h"
 
 ABSL_FLAG(std::string, model, "", "Path of the GGUF model (required).");
@@ -207,10 +208,10 @@ absl::Status Run() {
 }  // namespace leoam
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "Generates text from a GGUF model (llama, qwen2, qwen3; F32/F16/BF16/Q8_0) in one process.\n"
-      "  leoam-run --model model.gguf --prompt \"Once upon a time\" --max-tokens 64 [--temperature 0]");
-  absl::ParseCommandLine(argc, argv);
+  leoam::ParseFlags(argc, argv,
+                    "Generates text from a GGUF model (llama, qwen2, qwen3; F32/F16/BF16/Q8_0) in one process.\n"
+                    "  leoam-run --model model.gguf --prompt \"Once upon a time\" --max-tokens 64 [--temperature 0]\n"
+                    "Flags may be written with dashes or underscores (--max-tokens, --max_tokens).");
   absl::Status status = leoam::Run();
   if (!status.ok()) {
     std::fprintf(stderr, "leoam-run: %s\n", std::string(status.message()).c_str());

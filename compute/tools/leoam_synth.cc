@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "common/flags.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
@@ -44,23 +45,6 @@ ABSL_FLAG(int, threads, 0, "Generator threads (0: LEOAM_THREADS or all CPUs)");
 
 namespace {
 
-// absl flags spell names with underscores; accept the dashed spelling too (--kv-heads).
-std::vector<char*> NormalizeDashes(int argc, char** argv, std::vector<std::string>& storage) {
-  storage.assign(argv, argv + argc);
-  for (size_t i = 1; i < storage.size(); ++i) {
-    std::string& a = storage[i];
-    if (a == "--") break;
-    if (a.rfind("--", 0) != 0) continue;
-    const size_t end = a.find('=') == std::string::npos ? a.size() : a.find('=');
-    for (size_t c = 2; c < end; ++c) {
-      if (a[c] == '-') a[c] = '_';
-    }
-  }
-  std::vector<char*> out;
-  for (std::string& s : storage) out.push_back(s.data());
-  return out;
-}
-
 int Fail(const std::string& message) {
   std::fprintf(stderr, "leoam-synth: %s\n", message.c_str());
   return 1;
@@ -69,20 +53,12 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  leoam::ParseFlags(argc, argv,
       "Writes a synthetic (random-weight, seeded) Llama-family model as a GGUF v3 file with llama.cpp tensor and "
       "key names and a working tokenizer.\n"
       "Usage: leoam-synth [--preset NAME] [shape flags] [--dtype f32|f16|bf16|q8_0] [--seed N] --out FILE\n"
       "Flags override the preset's fields. Dashes and underscores in flag names are interchangeable "
       "(--kv-heads = --kv_heads).");
-  // --help lists the flags of this file (absl would look for a file named like the binary).
-  absl::FlagsUsageConfig usage_config;
-  usage_config.contains_help_flags = [](absl::string_view path) { return absl::EndsWith(path, "leoam_synth.cc"); };
-  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage_config);
-  std::vector<std::string> storage;
-  std::vector<char*> args = NormalizeDashes(argc, argv, storage);
-  absl::ParseCommandLine(static_cast<int>(args.size()), args.data());
 
   using leoam::synth::SyntheticModelSpec;
   if (absl::GetFlag(FLAGS_list_presets)) {

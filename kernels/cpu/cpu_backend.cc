@@ -30,17 +30,19 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const CpuBackendO
   const char* blas_core = cpu::ConfigureOpenBlas();
   LEOAM_LOG(DEBUG, "CPU backend: %d threads, %s kernels, OpenBLAS core %s", options.num_threads,
             cpu::SimdLevelName(level), blas_core);
-  return std::unique_ptr<CpuBackend>(
-      new CpuBackend(std::make_unique<ThreadPool>(options.num_threads), level, scratch_floats));
+  return std::unique_ptr<CpuBackend>(new CpuBackend(std::make_unique<ThreadPool>(options.num_threads), level,
+                                                    scratch_floats, options.max_matvec_batch));
 }
 
-CpuBackend::CpuBackend(std::unique_ptr<ThreadPool> pool, cpu::SimdLevel level, size_t gemm_scratch_floats)
+CpuBackend::CpuBackend(std::unique_ptr<ThreadPool> pool, cpu::SimdLevel level, size_t gemm_scratch_floats,
+                       int32_t max_matvec_batch)
     : pool_(std::move(pool)), level_(level) {
   gemm_scratch_ = std::make_unique<float[]>(gemm_scratch_floats * pool_->num_threads());
   ctx_.pool = pool_.get();
   ctx_.simd = &cpu::SimdKernelsFor(level);
   ctx_.gemm_scratch = gemm_scratch_.get();
   ctx_.gemm_scratch_floats = gemm_scratch_floats;
+  ctx_.max_matvec_batch = std::max(1, max_matvec_batch);
 }
 
 CpuBackend::~CpuBackend() = default;

@@ -26,6 +26,9 @@ struct CpuBackendOptions {
   // Per-thread fp32 scratch for converting F16/BF16/Q8_0 weight blocks before sgemm, in bytes.
   // Default 2 MiB (about L2 size on current x86 cores).
   size_t gemm_scratch_bytes = size_t{2} << 20;
+  // MatMul with up to this many tokens runs blocked matvecs instead of a GEMM: converting and
+  // packing W for the GEMM costs about as much as 10 matvecs (F16 2048x768, AVX-512). Default 8.
+  int32_t max_matvec_batch = 8;
 };
 
 class CpuBackend final : public Backend {
@@ -57,7 +60,8 @@ class CpuBackend final : public Backend {
   int32_t num_threads() const override { return pool_->num_threads(); }
 
  private:
-  CpuBackend(std::unique_ptr<ThreadPool> pool, cpu::SimdLevel level, size_t gemm_scratch_floats);
+  CpuBackend(std::unique_ptr<ThreadPool> pool, cpu::SimdLevel level, size_t gemm_scratch_floats,
+             int32_t max_matvec_batch);
 
   std::unique_ptr<ThreadPool> pool_;
   cpu::SimdLevel level_;

@@ -18,6 +18,8 @@ struct CpuContext {
   // [gemm_scratch + t * gemm_scratch_floats, +gemm_scratch_floats).
   float* gemm_scratch = nullptr;
   size_t gemm_scratch_floats = 0;
+  // MatMul runs up to this many tokens as matvecs instead of a GEMM (CpuBackendOptions).
+  int32_t max_matvec_batch = 8;
 
   int num_threads() const { return pool->num_threads(); }
 };

@@ -5,7 +5,8 @@
 // more with AVX-512 (see bench/runtime/kernels_bench.cc, BM_Gemm512).
 //
 // Layout: W is consumed in panels of kPanel = 48 output rows. Each panel is converted to fp32
-// (F16/BF16/Q8_0 dequantized on the fly) and transposed into [kc, 48] in the caller's scratch,
+// (F16/BF16/Q8_0 dequantized on the fly) and transposed into [kc, 48] in the caller's scratch
+// (16 x 16 blocks transposed in registers),
 // so the micro-kernel loads 3 vectors of W per k and broadcasts one x value per token: an
 // 8-token x 48-output tile lives in 24 zmm accumulators. K is blocked (kc) to fit the scratch.
 #include "kernels/cpu/gemm_avx512.h"
@@ -15,7 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "kernels/cpu/simd_kernels.h"
+#include "kernels/cpu/q8_0.h"
 
 #pragma GCC push_options
 #pragma GCC diagnostic push
@@ -25,6 +26,8 @@
 
 namespace leoam::kernels::cpu::avx512 {
 namespace {
+
+#include "kernels/cpu/simd_avx512_loads.inc"
 
 constexpr int64_t kPanel = 48;  // output rows per panel (3 zmm)
 constexpr int kTokens = 8;      // tokens per micro-tile
@@ -73,44 +76,86 @@ __mmask16 RowsMask(int64_t valid, int64_t first) {
   return static_cast<__mmask16>((1u << k) - 1u);
 }
 
-// panel[k, r] = rows[r, k] for r < rows_valid, 0 for the padding rows.   rows: [rows_valid, kc]
-void TransposeIntoPanel(const float* rows, int64_t rows_valid, int64_t kc, float* panel) {
-  // Column k of 16 rows (stride kc) is one gather.
-  const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32(static_cast<int>(kc)));
-  for (int64_t r = 0; r < kPanel; r += 16) {
-    const __mmask16 m = RowsMask(rows_valid, r);
-    const float* base = rows + r * kc;
-    if (m == 0xffff) {
-      for (int64_t k = 0; k < kc; ++k) _mm512_store_ps(panel + k * kPanel + r, _mm512_i32gather_ps(index, base + k, 4));
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        _mm512_store_ps(panel + k * kPanel + r, _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, index, base + k, 4));
+// In-register transpose of a 16x16 block: r[i][j] -> r[j][i].
+void Transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+    u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+  }
+  // u[4a + b] holds, in each 128-bit lane L, column 4L + b of rows 4a..4a+3.
+  for (int b = 0; b < 4; ++b) {
+    t[b] = _mm512_shuffle_f32x4(u[b], u[4 + b], 0x88);      // lanes 0,2 of rows 0-3 | 4-7
+    t[4 + b] = _mm512_shuffle_f32x4(u[b], u[4 + b], 0xdd);  // lanes 1,3
+    t[8 + b] = _mm512_shuffle_f32x4(u[8 + b], u[12 + b], 0x88);
+    t[12 + b] = _mm512_shuffle_f32x4(u[8 + b], u[12 + b], 0xdd);
+  }
+  for (int b = 0; b < 4; ++b) {
+    r[b] = _mm512_shuffle_f32x4(t[b], t[8 + b], 0x88);            // column b
+    r[8 + b] = _mm512_shuffle_f32x4(t[b], t[8 + b], 0xdd);        // column 8 + b
+    r[4 + b] = _mm512_shuffle_f32x4(t[4 + b], t[12 + b], 0x88);   // column 4 + b
+    r[12 + b] = _mm512_shuffle_f32x4(t[4 + b], t[12 + b], 0xdd);  // column 12 + b
+  }
+}
+
+// panel[k - k0, r] = W[p0 + r, k] as fp32 for r < rows_valid, 0 for the padding rows: each
+// 16 x 16 block is loaded (and converted) straight from W and transposed in registers.
+template <class L>
+void PackPanel(const Matrix& w, int64_t p0, int64_t rows_valid, int64_t k0, int64_t k1, float* panel) {
+  const size_t row_bytes = RowBytes(w.type, w.cols);
+  const char* base = static_cast<const char*>(w.data) + static_cast<size_t>(p0) * row_bytes;
+  __m512 block[16];
+  for (int64_t r0 = 0; r0 < kPanel; r0 += 16) {
+    const int64_t nr = std::clamp<int64_t>(rows_valid - r0, 0, 16);
+    for (int64_t c = k0; c < k1; c += 16) {
+      const int64_t nk = std::min<int64_t>(16, k1 - c);
+      const __mmask16 km = TailMask(nk);
+      for (int64_t i = 0; i < 16; ++i) {
+        block[i] = i < nr ? L::LoadMasked(base + static_cast<size_t>(r0 + i) * row_bytes, c, km) : _mm512_setzero_ps();
       }
+      Transpose16(block);
+      for (int64_t j = 0; j < nk; ++j) _mm512_store_ps(panel + (c - k0 + j) * kPanel + r0, block[j]);
     }
+  }
+}
+
+void PackPanel(const Matrix& w, int64_t p0, int64_t rows_valid, int64_t k0, int64_t k1, float* panel) {
+  switch (w.type) {
+    case DType::kF32:
+      return PackPanel<LoadF32>(w, p0, rows_valid, k0, k1, panel);
+    case DType::kF16:
+      return PackPanel<LoadF16>(w, p0, rows_valid, k0, k1, panel);
+    case DType::kBF16:
+      return PackPanel<LoadBF16>(w, p0, rows_valid, k0, k1, panel);
+    case DType::kQ8_0:
+      return PackPanel<LoadQ8_0>(w, p0, rows_valid, k0, k1, panel);
   }
 }
 
 }  // namespace
 
-size_t GemmScratchFloatsNeeded(int64_t k_block) { return static_cast<size_t>(2 * kPanel * k_block + 16); }
+size_t GemmScratchFloatsNeeded(int64_t k_block) { return static_cast<size_t>(kPanel * k_block + 16); }
 
 void GemmRows(const float* x, int32_t n, const Matrix& w, int64_t r0, int64_t r1, float* y, float* scratch,
               size_t scratch_floats) {
   const int64_t cols = w.cols;
-  // K block: two [48, kc] buffers (converted rows, transposed panel) must fit the scratch.
-  int64_t kc = std::min<int64_t>(cols, static_cast<int64_t>(scratch_floats - 16) / (2 * kPanel));
-  if (kc < cols) kc = std::max<int64_t>(32, kc & ~int64_t{31});  // Q8_0 blocks stay whole
+  // K block: one [kc, 48] panel must fit the scratch; Q8_0 blocks stay whole.
+  int64_t kc = std::min<int64_t>(cols, static_cast<int64_t>(scratch_floats - 16) / kPanel);
+  if (kc < cols) kc = std::max<int64_t>(32, kc & ~int64_t{31});
   // 64-byte aligned panel for aligned loads.
   float* panel = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
-  float* rows = panel + kPanel * kc;
   for (int64_t p0 = r0; p0 < r1; p0 += kPanel) {
     const int64_t valid = std::min<int64_t>(kPanel, r1 - p0);
     const __mmask16 m0 = RowsMask(valid, 0), m1 = RowsMask(valid, 16), m2 = RowsMask(valid, 32);
     for (int64_t k0 = 0; k0 < cols; k0 += kc) {
       const int64_t k1 = std::min(cols, k0 + kc);
-      kKernels.convert_block(w, p0, p0 + valid, k0, k1, rows);
-      TransposeIntoPanel(rows, valid, k1 - k0, panel);
+      PackPanel(w, p0, valid, k0, k1, panel);
       for (int64_t t = 0; t < n; t += kTokens) {
         const int mr = static_cast<int>(std::min<int64_t>(kTokens, n - t));
         kMicroKernels[mr](x + t * cols + k0, cols, panel, k1 - k0, y + t * w.rows + p0, w.rows, k0 > 0, m0, m1, m2);

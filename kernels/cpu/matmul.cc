@@ -13,6 +13,9 @@ extern "C" char* openblas_get_corename(void);
 namespace leoam::kernels::cpu {
 namespace {
 
+// Small batches run as matvecs over row blocks of this size (read once, then from cache).
+constexpr int64_t kSmallBatchBlockBytes = 64 * 1024;
+
 // Below this many multiply-adds a GEMM runs on the calling thread only.
 constexpr int64_t kMinGemmMacsPerThread = int64_t{1} << 20;
 
@@ -62,13 +65,23 @@ absl::Status MatMul(const CpuContext& ctx, const float* x, const Matrix& w, int3
   if (n <= 0) return n == 0 ? absl::OkStatus() : absl::InvalidArgumentError("MatMul: n < 0");
   if (x == nullptr || y == nullptr) return absl::InvalidArgumentError("MatMul: null input or output");
 
-  if (n == 1) {
-    // Decode: bandwidth-bound; each thread streams a contiguous slice of rows.
+  if (n <= ctx.max_matvec_batch) {
+    // Decode (and small batches): bandwidth-bound; each thread streams a contiguous slice of rows.
+    // With several tokens, the slice goes in blocks of ~kSmallBatchBlockBytes, so a block is read
+    // from memory once and from cache for the other tokens.
     const int64_t row_bytes = static_cast<int64_t>(RowBytes(w.type, w.cols));
-    const int64_t min_rows = std::max<int64_t>(4, kMinBytesPerThread / row_bytes);
+    const int64_t min_rows = std::max<int64_t>(4, kMinBytesPerThread / (row_bytes * n));
+    const int64_t block_rows = std::max<int64_t>(4, kSmallBatchBlockBytes / row_bytes);
     const SimdKernels* simd = ctx.simd;
     ctx.pool->ParallelFor(
-        w.rows, [&](int64_t begin, int64_t end, int) { simd->matvec_rows(w, x, begin, end, y); }, min_rows);
+        w.rows,
+        [&](int64_t begin, int64_t end, int) {
+          for (int64_t b = begin; b < end; b += block_rows) {
+            const int64_t e = std::min(end, b + block_rows);
+            for (int32_t t = 0; t < n; ++t) simd->matvec_rows(w, x + t * w.cols, b, e, y + t * w.rows);
+          }
+        },
+        min_rows);
     return absl::OkStatus();
   }
 

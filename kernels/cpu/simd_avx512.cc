@@ -18,32 +18,7 @@
 namespace leoam::kernels::cpu::avx512 {
 namespace {
 
-__mmask16 TailMask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
-
-// Loads 16 consecutive weights as fp32 (masked variants zero the lanes past `mask`).
-struct LoadF32 {
-  static __m512 Load(const void* row, int64_t c) { return _mm512_loadu_ps(static_cast<const float*>(row) + c); }
-  static __m512 LoadMasked(const void* row, int64_t c, __mmask16 m) {
-    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(row) + c);
-  }
-};
-struct LoadF16 {
-  static __m512 Load(const void* row, int64_t c) {
-    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + c)));
-  }
-  static __m512 LoadMasked(const void* row, int64_t c, __mmask16 m) {
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + c));
-  }
-};
-struct LoadBF16 {
-  static __m512 FromBits(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
-  static __m512 Load(const void* row, int64_t c) {
-    return FromBits(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + c)));
-  }
-  static __m512 LoadMasked(const void* row, int64_t c, __mmask16 m) {
-    return FromBits(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + c));
-  }
-};
+#include "kernels/cpu/simd_avx512_loads.inc"
 
 // Four rows per pass share each load of x; two accumulators per row hide FMA latency.
 template <class L>
@@ -106,14 +81,6 @@ void MatVecRowsT(const Matrix& w, const float* x, int64_t row_begin, int64_t row
 
 // Q8_0: per block, the 32 int8 products are summed in fp32 and scaled once (exact dequantized
 // weights, no quantization of x).
-__m512 Q8Lo(const BlockQ8_0& b) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs))));
-}
-__m512 Q8Hi(const BlockQ8_0& b) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs + 16))));
-}
-__m512 Q8Scale(const BlockQ8_0& b) { return _mm512_set1_ps(_cvtsh_ss(b.d)); }
-
 __m512 Q8Block(const BlockQ8_0& b, __m512 xa, __m512 xb, __m512 acc) {
   const __m512 s = _mm512_fmadd_ps(Q8Hi(b), xb, _mm512_mul_ps(Q8Lo(b), xa));
   return _mm512_fmadd_ps(s, Q8Scale(b), acc);

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "compute/gguf/float16.h"
+#include "kernels/half.h"
 #include "compute/gguf/gguf_writer.h"
 #include "compute/gguf/quant.h"
 #include "gmock/gmock.h"
@@ -143,8 +143,8 @@ TEST(GgufFileTest, RoundTripsTensorsOfEverySupportedType) {
   for (size_t i = 0; i < f32.size(); ++i) f32[i] = 0.25f * static_cast<float>(i) - 1.0f;
   std::vector<uint16_t> f16(7 * 2), bf16(7 * 2);
   for (size_t i = 0; i < f16.size(); ++i) {
-    f16[i] = FloatToHalf(static_cast<float>(i) / 3.0f);
-    bf16[i] = FloatToBf16(-static_cast<float>(i) * 7.0f);
+    f16[i] = kernels::FloatToHalf(static_cast<float>(i) / 3.0f);
+    bf16[i] = kernels::FloatToBf16(-static_cast<float>(i) * 7.0f);
   }
   std::vector<float> q_src(64 * 3);
   for (size_t i = 0; i < q_src.size(); ++i) q_src[i] = std::sin(static_cast<float>(i));

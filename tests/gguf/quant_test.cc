@@ -1,39 +1,39 @@
-// fp16/bf16 conversions and Q8_0 quantization (compute/gguf/float16.h, quant.h).
+// fp16/bf16 conversions and Q8_0 quantization (kernels/half.h, quant.h).
 #include "compute/gguf/quant.h"
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
-#include "compute/gguf/float16.h"
+#include "kernels/half.h"
 #include "gtest/gtest.h"
 
 namespace leoam::gguf {
 namespace {
 
 TEST(Float16Test, KnownHalfEncodings) {
-  EXPECT_EQ(FloatToHalf(0.0f), 0x0000);
-  EXPECT_EQ(FloatToHalf(-0.0f), 0x8000);
-  EXPECT_EQ(FloatToHalf(1.0f), 0x3c00);
-  EXPECT_EQ(FloatToHalf(-2.0f), 0xc000);
-  EXPECT_EQ(FloatToHalf(65504.0f), 0x7bff);
-  EXPECT_EQ(FloatToHalf(65520.0f), 0x7c00);  // rounds to infinity
-  EXPECT_EQ(FloatToHalf(1e9f), 0x7c00);
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);  // tie rounds to even (0)
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.5f, -25)), 0x0001);
-  EXPECT_EQ(FloatToHalf(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
-  EXPECT_EQ(FloatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie to even
-  EXPECT_EQ(FloatToHalf(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie to even (up)
-  EXPECT_TRUE(std::isnan(HalfToFloat(FloatToHalf(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_EQ(HalfToFloat(0x7c00), std::numeric_limits<float>::infinity());
+  EXPECT_EQ(kernels::FloatToHalf(0.0f), 0x0000);
+  EXPECT_EQ(kernels::FloatToHalf(-0.0f), 0x8000);
+  EXPECT_EQ(kernels::FloatToHalf(1.0f), 0x3c00);
+  EXPECT_EQ(kernels::FloatToHalf(-2.0f), 0xc000);
+  EXPECT_EQ(kernels::FloatToHalf(65504.0f), 0x7bff);
+  EXPECT_EQ(kernels::FloatToHalf(65520.0f), 0x7c00);  // rounds to infinity
+  EXPECT_EQ(kernels::FloatToHalf(1e9f), 0x7c00);
+  EXPECT_EQ(kernels::FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
+  EXPECT_EQ(kernels::FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);  // tie rounds to even (0)
+  EXPECT_EQ(kernels::FloatToHalf(std::ldexp(1.5f, -25)), 0x0001);
+  EXPECT_EQ(kernels::FloatToHalf(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
+  EXPECT_EQ(kernels::FloatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie to even
+  EXPECT_EQ(kernels::FloatToHalf(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie to even (up)
+  EXPECT_TRUE(std::isnan(kernels::HalfToFloat(kernels::FloatToHalf(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(kernels::HalfToFloat(0x7c00), std::numeric_limits<float>::infinity());
 }
 
 TEST(Float16Test, EveryHalfRoundTripsThroughFloat) {
   for (uint32_t h = 0; h < 0x10000; ++h) {
-    const float f = HalfToFloat(static_cast<uint16_t>(h));
+    const float f = kernels::HalfToFloat(static_cast<uint16_t>(h));
     if (std::isnan(f)) continue;
-    ASSERT_EQ(FloatToHalf(f), h) << std::hex << h;
+    ASSERT_EQ(kernels::FloatToHalf(f), h) << std::hex << h;
   }
 }
 
@@ -41,24 +41,24 @@ TEST(Float16Test, HalfRoundingIsNearest) {
   // Against a double-precision search over neighbours for a spread of values.
   for (int i = -2000; i <= 2000; ++i) {
     const float x = static_cast<float>(i) * 0.0371f + std::ldexp(static_cast<float>(i), -20);
-    const uint16_t h = FloatToHalf(x);
-    const double err = std::fabs(double{HalfToFloat(h)} - x);
+    const uint16_t h = kernels::FloatToHalf(x);
+    const double err = std::fabs(double{kernels::HalfToFloat(h)} - x);
     for (int d : {-1, 1}) {
       const uint16_t n = static_cast<uint16_t>(h + d);
-      const float nf = HalfToFloat(n);
-      if ((n & 0x7c00) == 0x7c00 || std::signbit(nf) != std::signbit(HalfToFloat(h))) continue;
+      const float nf = kernels::HalfToFloat(n);
+      if ((n & 0x7c00) == 0x7c00 || std::signbit(nf) != std::signbit(kernels::HalfToFloat(h))) continue;
       ASSERT_LE(err, std::fabs(double{nf} - x)) << x;
     }
   }
 }
 
 TEST(Bf16Test, RoundsToNearestEven) {
-  EXPECT_EQ(FloatToBf16(1.0f), 0x3f80);
-  EXPECT_EQ(Bf16ToFloat(0x3f80), 1.0f);
-  EXPECT_EQ(FloatToBf16(BitsToFloat(0x3f808000u)), 0x3f80);  // tie, even stays
-  EXPECT_EQ(FloatToBf16(BitsToFloat(0x3f818000u)), 0x3f82);  // tie, odd rounds up
-  EXPECT_EQ(FloatToBf16(BitsToFloat(0x3f808001u)), 0x3f81);
-  EXPECT_TRUE(std::isnan(Bf16ToFloat(FloatToBf16(std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(kernels::FloatToBf16(1.0f), 0x3f80);
+  EXPECT_EQ(kernels::Bf16ToFloat(0x3f80), 1.0f);
+  EXPECT_EQ(kernels::FloatToBf16(BitsToFloat(0x3f808000u)), 0x3f80);  // tie, even stays
+  EXPECT_EQ(kernels::FloatToBf16(BitsToFloat(0x3f818000u)), 0x3f82);  // tie, odd rounds up
+  EXPECT_EQ(kernels::FloatToBf16(BitsToFloat(0x3f808001u)), 0x3f81);
+  EXPECT_TRUE(std::isnan(kernels::Bf16ToFloat(kernels::FloatToBf16(std::numeric_limits<float>::quiet_NaN()))));
 }
 
 TEST(Q8_0Test, MatchesGgmlReferenceRule) {
@@ -67,14 +67,14 @@ TEST(Q8_0Test, MatchesGgmlReferenceRule) {
   std::vector<BlockQ8_0> q(2);
   QuantizeRowQ8_0(x.data(), 64, q.data());
   // Block 0: max |x| = 3.1 -> d = 3.1/127; the max element maps to -127 (x[31] is negative).
-  EXPECT_EQ(q[0].d, FloatToHalf(3.1f / 127.0f));
+  EXPECT_EQ(q[0].d, kernels::FloatToHalf(3.1f / 127.0f));
   EXPECT_EQ(q[0].qs[31], -127);
   EXPECT_EQ(q[0].qs[0], 0);
   EXPECT_EQ(q[0].qs[10], static_cast<int8_t>(std::roundf(1.0f / (3.1f / 127.0f))));
   std::vector<float> y(64);
   ASSERT_TRUE(DequantizeRow(TensorType::kQ8_0, q.data(), 64, y.data()).ok());
   for (int i = 0; i < 64; ++i) {
-    const float d = HalfToFloat(q[i / 32].d);
+    const float d = kernels::HalfToFloat(q[i / 32].d);
     EXPECT_NEAR(y[i], x[i], d * 0.5f + 1e-3f * std::fabs(x[i])) << i;
   }
 }

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "compute/gguf/float16.h"
+#include "kernels/half.h"
 #include "compute/gguf/gguf_file.h"
 #include "compute/gguf/quant.h"
 #include "compute/synth/synthetic_spec.h"
@@ -372,6 +372,29 @@ TEST(SyntheticVocabTest, Gpt2VocabAndMergesAreConsistent) {
       EXPECT_LT(ids[left], 256 + k);
       EXPECT_LT(ids[right], 256 + k);
     }
+  }
+}
+
+TEST(SyntheticVocabTest, RealSizedVocabsAreExactUniqueAndConsistent) {
+  // The vocab sizes of the llama3.1-8b and qwen2.5-7b presets.
+  const SyntheticVocab spm = MakeSpmVocab(128256);
+  ASSERT_EQ(spm.tokens.size(), 128256u);
+  ASSERT_EQ(spm.scores.size(), 128256u);
+  absl::flat_hash_map<std::string, size_t> ids;
+  for (size_t i = 0; i < spm.tokens.size(); ++i) ASSERT_TRUE(ids.emplace(spm.tokens[i], i).second) << spm.tokens[i];
+  for (int32_t type : spm.token_types) ASSERT_NE(type, 5) << "padding tokens were needed";
+
+  const SyntheticVocab bpe = MakeGpt2Vocab(152064);
+  ASSERT_EQ(bpe.tokens.size(), 152064u);
+  ASSERT_EQ(bpe.merges.size(), 152064u - 259);
+  ids.clear();
+  for (size_t i = 0; i < bpe.tokens.size(); ++i) ASSERT_TRUE(ids.emplace(bpe.tokens[i], i).second) << bpe.tokens[i];
+  for (size_t k = 0; k < bpe.merges.size(); ++k) {
+    const size_t space = bpe.merges[k].find(' ');
+    const std::string left = bpe.merges[k].substr(0, space), right = bpe.merges[k].substr(space + 1);
+    ASSERT_LT(ids.at(left), 256 + k);
+    ASSERT_LT(ids.at(right), 256 + k);
+    ASSERT_EQ(bpe.tokens[256 + k], left + right);
   }
 }
 

@@ -109,8 +109,9 @@ class CpuOpsTest : public testing::TestWithParam<Config> {
     }
     backend_ = NewBackend();
   }
-  std::unique_ptr<CpuBackend> NewBackend(size_t gemm_scratch_bytes = size_t{2} << 20) {
+  std::unique_ptr<CpuBackend> NewBackend(size_t gemm_scratch_bytes = size_t{2} << 20, int32_t max_matvec_batch = 8) {
     CpuBackendOptions options;
+    options.max_matvec_batch = max_matvec_batch;
     options.num_threads = GetParam().threads;
     options.max_simd = GetParam().level;
     options.gemm_scratch_bytes = gemm_scratch_bytes;
@@ -158,7 +159,20 @@ TEST_P(CpuOpsTest, MatMulAllDtypesAndShapes) {
       for (int64_t cols : {1, 7, 15, 33, 100, 771}) {
         CheckMatMul(*backend_, MakeMatrix(type, 37, cols, rng_), 1, rng_);
         CheckMatMul(*backend_, MakeMatrix(type, 37, cols, rng_), 5, rng_);
+        CheckMatMul(*backend_, MakeMatrix(type, 37, cols, rng_), 20, rng_);
       }
+    }
+  }
+}
+
+// Small batches (n <= max_matvec_batch) run as blocked matvecs; forcing the GEMM for every n > 1
+// covers the GEMM with few tokens (partial micro-tiles) too.
+TEST_P(CpuOpsTest, MatMulSmallBatchesThroughGemm) {
+  auto gemm_only = NewBackend(size_t{2} << 20, /*max_matvec_batch=*/1);
+  for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
+    for (int32_t n : {2, 3, 7, 8, 9}) {
+      CheckMatMul(*gemm_only, MakeMatrix(type, 61, type == DType::kQ8_0 ? 96 : 83, rng_), n, rng_);
+      CheckMatMul(*backend_, MakeMatrix(type, 5000, 64, rng_), n, rng_);  // several row blocks
     }
   }
 }

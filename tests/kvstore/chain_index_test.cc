@@ -77,7 +77,7 @@ TEST(ChainIndexTest, TouchProtectsARecentlyUsedChain) {
   AddChain(idx, 1, 3, 1);
   AddChain(idx, 2, 3, 1);
   idx.Touch(NodeKey{1, H(1, 2)});  // chain 1's leaf is now the most recent
-  EXPECT_EQ(idx.LruLeaf({})->hash, H(2, 2));
+  EXPECT_EQ(idx.LruLeaf(absl::flat_hash_set<NodeKey>{})->hash, H(2, 2));
   absl::flat_hash_set<NodeKey> keep = {NodeKey{1, H(2, 2)}};
   EXPECT_EQ(idx.LruLeaf(keep)->hash, H(1, 2));
 }

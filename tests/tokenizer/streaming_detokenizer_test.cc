@@ -21,7 +21,7 @@ std::unique_ptr<Tokenizer> Synthetic() {
 
 TEST(StreamingDetokenizer, HoldsMultiByteCharactersSplitOverByteTokens) {
   auto tok = Synthetic();
-  StreamingDetokenizer s(*tok);
+  StreamingDetokenizer s(*tok, /*at_text_start=*/true);
   EXPECT_EQ(s.Push(testing::kFirstPiece), "Hi");  // "▁Hi": the first piece's dummy space is dropped
   // "é" = C3 A9
   EXPECT_EQ(s.Push(Byte(0xC3)), "");
@@ -57,9 +57,16 @@ TEST(StreamingDetokenizer, InvalidBytesAreReplacedNotHeld) {
 
 TEST(StreamingDetokenizer, ControlTokensProduceNothing) {
   auto tok = Synthetic();
-  StreamingDetokenizer s(*tok);
+  StreamingDetokenizer s(*tok, /*at_text_start=*/true);
   EXPECT_EQ(s.Push(1), "");  // <s>
   // As in Decode, only the very first piece loses its dummy-prefix space.
+  EXPECT_EQ(s.Push(testing::kFirstPiece), " Hi");
+}
+
+TEST(StreamingDetokenizer, ContinuationKeepsLeadingSpace) {
+  auto tok = Synthetic();
+  StreamingDetokenizer s(*tok);  // continuing a prompt that was already printed
+  EXPECT_EQ(s.Push(testing::kFirstPiece), " Hi");
   EXPECT_EQ(s.Push(testing::kFirstPiece), " Hi");
 }
 
@@ -72,7 +79,7 @@ TEST(StreamingDetokenizer, MatchesDecodeOnLlamaSpmVectors) {
   std::string error;
   ASSERT_TRUE(testing::ReadVocabCases(path + ".inp", path + ".out", &cases, &error)) << error;
   for (const auto& c : cases) {
-    StreamingDetokenizer s(**tok);
+    StreamingDetokenizer s(**tok, /*at_text_start=*/true);
     std::string streamed;
     for (TokenId id : c.expected) streamed += s.Push(id);
     streamed += s.Flush();
