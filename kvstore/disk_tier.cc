@@ -4,7 +4,9 @@
 
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/table.h"
@@ -84,12 +86,21 @@ absl::Status DiskTier::Init(const DiskTierOptions& options) {
   // read in that order: let the kernel read ahead instead of advising random access.
   db_options.advise_random_on_open = false;
 
+  // One block cache for every column family: abstracts and metadata are small and hot.
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.cache_index_and_filter_blocks = true;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  std::shared_ptr<rocksdb::TableFactory> table_factory(rocksdb::NewBlockBasedTableFactory(table));
+
   rocksdb::ColumnFamilyOptions small;  // default, abstracts, meta: small values, zstd pays
+  small.table_factory = table_factory;
   small.compression = rocksdb::kZSTD;
   small.bottommost_compression = rocksdb::kZSTD;
   small.write_buffer_size = 16 << 20;
 
   rocksdb::ColumnFamilyOptions pages;
+  pages.table_factory = table_factory;
   pages.compression = rocksdb::kNoCompression;  // keys only in SSTs once blobs are on
   pages.enable_blob_files = true;
   pages.min_blob_size = options.min_blob_bytes;

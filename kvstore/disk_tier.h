@@ -37,6 +37,7 @@ struct DiskTierOptions {
   bool compress_pages = false;     // zstd on page blobs (KV payloads rarely shrink; default off)
   uint64_t min_blob_bytes = 512;   // page values at least this large go to blob files
   int background_jobs = 2;         // RocksDB flush + compaction threads
+  uint64_t block_cache_bytes = 128ull << 20;  // LRU cache of SST blocks (abstracts, metadata, blob indexes)
 };
 
 struct FingerprintRecord {

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "common/flags.h"
 #include "common/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -85,16 +86,11 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "the LeoAM KV page store (shared-memory arena + RocksDB disk tier) behind gRPC.\n"
+  leoam::ParseFlags(argc, argv,
+      "The LeoAM KV page store (shared-memory arena + RocksDB disk tier) behind gRPC.\n"
       "Usage: leoam-kvstore --data_dir=/var/lib/leoam/kv [--listen=unix:///run/leoam/kvstore.sock] "
-      "[--arena_size=8GiB] [--disk_limit=500GiB] [--durability=sync|async]");
-  // --help lists this file's flags (absl's default looks for a file named after the binary).
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) { return absl::EndsWith(file, "kvstore/main.cc"); };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
+      "[--arena_size=8GiB] [--disk_limit=500GiB] [--durability=sync|async]"
+      "\nFlags may be written with dashes or underscores (--data-dir, --data_dir).");
 
   leoam::kvstore::StoreOptions options;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);

@@ -60,16 +60,18 @@ absl::Status Store::Init() {
     rng_.seed((uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(::getpid()));
     instance_id_ = Hex64(rng_());
   }
-  // One arena file per data dir: a restarted server replaces the file its killed predecessor left.
-  const std::string arena_path = absl::StrFormat("%s/leoam-kvstore-%016x.arena", options_.arena_dir,
-                                                 std::hash<std::string>()(canonical));
-  ASSIGN_OR_RETURN(arena_file_, SharedMemoryFile::Create(arena_path, options_.arena_bytes));
 
+  // The disk tier first: its lock file keeps a second server off this data dir before that
+  // server could replace the arena file of the first.
   DiskTierOptions dopt;
   dopt.path = options_.data_dir;
   dopt.sync_writes = options_.durability == Durability::kSync;
   dopt.compress_pages = options_.compress_pages;
   ASSIGN_OR_RETURN(disk_, DiskTier::Open(dopt));
+  // One arena file per data dir: a restarted server replaces the file its killed predecessor left.
+  const std::string arena_path = absl::StrFormat("%s/leoam-kvstore-%016x.arena", options_.arena_dir,
+                                                 std::hash<std::string>()(canonical));
+  ASSIGN_OR_RETURN(arena_file_, SharedMemoryFile::Create(arena_path, options_.arena_bytes));
   RETURN_IF_ERROR(LoadIndex());
 
   io_ = std::make_unique<IoExecutor>(options_.io_threads);

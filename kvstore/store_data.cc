@@ -87,7 +87,8 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
   absl::ReaderMutexLock wl(&write_mu_);  // shared: puts write concurrently (see store.h)
   std::vector<PageWrite> writes;
   std::vector<uint64_t> write_offsets;  // staging block of each write (we hold one extra ref)
-  std::vector<uint64_t> skipped_offsets;  // staging of pages already stored
+  std::vector<uint64_t> skipped_offsets;  // staging of pages already stored (or being stored)
+  std::vector<PageKey> awaited;           // pages another put in flight is writing
   uint64_t new_bytes = 0;
   absl::flat_hash_set<NodeKey> keep;
   uint64_t session_id = 0;
@@ -173,8 +174,13 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
       }
       batch_nodes.emplace(key.node, parent);
       keep.insert(key.node);
-      if (index_.FindPage(key) != nullptr || inflight_pages_.contains(key) || !in_batch.insert(key).second) {
+      if (index_.FindPage(key) != nullptr || !in_batch.insert(key).second) {
         skipped_offsets.push_back(p.staging_offset());
+        continue;
+      }
+      if (inflight_pages_.contains(key)) {  // another put is writing it: wait for that one below
+        skipped_offsets.push_back(p.staging_offset());
+        awaited.push_back(key);
         continue;
       }
       PageWrite w;
@@ -251,8 +257,8 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
     LEOAM_LOG(ERROR, "PutPages failed: %s", s.ToString());
     return s;
   }
-  // Parents first: a concurrent put may have written a node's parent, so add in request order
-  // (which has parents before children) after both writes are published.
+  // Request order has parents before children (validation demands it), and every parent outside
+  // the request is in the index and pinned by our in-flight registration.
   for (size_t i = 0; i < writes.size(); ++i) {
     index_.AddPage(writes[i].key, writes[i].parent, writes[i].info);
     // The staging block becomes the cached copy: no copy, our extra reference moves to the tier.
@@ -274,6 +280,21 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
   for (uint64_t off : skipped_offsets) drop_staging(off);
   finish_inflight();
   memory_.EnforceLimit();
+  // Acknowledge pages another put was writing only once that write is durable too.
+  if (!awaited.empty()) {
+    auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      for (const PageKey& k : awaited) {
+        if (inflight_pages_.contains(k)) return false;
+      }
+      return true;
+    };
+    mu_.Await(absl::Condition(&settled));
+    for (const PageKey& k : awaited) {
+      if (index_.FindPage(k) == nullptr) {
+        return absl::AbortedError("a concurrent PutPages of the same page failed; put it again");
+      }
+    }
+  }
   resp->set_num_committed(static_cast<uint32_t>(writes.size()));
   resp->set_num_already_present(static_cast<uint32_t>(skipped_offsets.size()));
   return absl::OkStatus();

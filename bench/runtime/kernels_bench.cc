@@ -233,6 +233,113 @@ BENCHMARK(BM_Attention)
     ->ComputeStatistics("max", MaxOf)
     ->Unit(benchmark::kMicrosecond);
 
+// --- whole forward passes built from the ops, to check the model-level targets ---
+struct ModelShape {
+  const char* name;
+  DType type;
+  int32_t dim, hidden, layers, heads, kv_heads, vocab;
+};
+// 0: a 124M-parameter Llama (F16); 1: stories260K (F32).
+constexpr ModelShape kModels[] = {{"124M-F16", DType::kF16, 768, 2048, 12, 12, 12, 24000},
+                                  {"stories260K", DType::kF32, 64, 172, 5, 8, 4, 512}};
+
+struct FakeModel {
+  struct Layer {
+    std::vector<uint8_t> wq, wk, wv, wo, w1, w3, w2;
+  };
+  ModelShape shape;
+  std::vector<Layer> layers;
+  std::vector<uint8_t> output;
+  std::vector<float> norm, inv_freq;
+  std::vector<float> k_cache, v_cache;  // per layer [max_tokens, kv_dim]
+  int32_t max_tokens;
+
+  FakeModel(const ModelShape& s, int32_t max_tokens) : shape(s), layers(s.layers), max_tokens(max_tokens) {
+    const int32_t hd = s.dim / s.heads, kv_dim = hd * s.kv_heads;
+    for (Layer& l : layers) {
+      l = Layer{RandomWeights(s.type, s.dim, s.dim),    RandomWeights(s.type, kv_dim, s.dim),
+                RandomWeights(s.type, kv_dim, s.dim),   RandomWeights(s.type, s.dim, s.dim),
+                RandomWeights(s.type, s.hidden, s.dim), RandomWeights(s.type, s.hidden, s.dim),
+                RandomWeights(s.type, s.dim, s.hidden)};
+    }
+    output = RandomWeights(s.type, s.vocab, s.dim);
+    norm.assign(s.dim, 1.0f);
+    for (int32_t i = 0; i < hd / 2; ++i) inv_freq.push_back(std::pow(10000.0f, -2.0f * i / hd));
+    k_cache = RandomActivations(static_cast<size_t>(s.layers) * max_tokens * kv_dim);
+    v_cache = k_cache;
+  }
+
+  // Runs n tokens at positions [first, first + n); logits for the last token only.
+  void Forward(CpuBackend& b, int32_t n, int32_t first, std::vector<float>& ws) {
+    const ModelShape& s = shape;
+    const int32_t hd = s.dim / s.heads, kv_dim = hd * s.kv_heads;
+    static thread_local std::vector<float> x, xb, q, k, v, att, h1, h3, logits;
+    x.assign(static_cast<size_t>(n) * s.dim, 0.1f);
+    xb.resize(x.size());
+    q.resize(x.size());
+    att.resize(x.size());
+    k.resize(static_cast<size_t>(n) * kv_dim);
+    v.resize(k.size());
+    h1.resize(static_cast<size_t>(n) * s.hidden);
+    h3.resize(h1.size());
+    logits.resize(s.vocab);
+    std::vector<int32_t> pos(n);
+    for (int32_t i = 0; i < n; ++i) pos[i] = first + i;
+    const RopeParams rope{RopeStyle::kNormal, hd, inv_freq.data()};
+    const AttentionParams ap{n, s.heads, s.kv_heads, hd, first, 1.0f / std::sqrt(static_cast<float>(hd))};
+    for (int32_t li = 0; li < s.layers; ++li) {
+      const Layer& l = layers[li];
+      float* kc = k_cache.data() + static_cast<size_t>(li) * max_tokens * kv_dim;
+      float* vc = v_cache.data() + static_cast<size_t>(li) * max_tokens * kv_dim;
+      (void)b.RmsNorm(x.data(), norm.data(), n, s.dim, 1e-5f, xb.data());
+      (void)b.MatMul(xb.data(), Matrix{s.type, l.wq.data(), s.dim, s.dim}, n, q.data());
+      (void)b.MatMul(xb.data(), Matrix{s.type, l.wk.data(), kv_dim, s.dim}, n,
+                     kc + static_cast<size_t>(first) * kv_dim);
+      (void)b.MatMul(xb.data(), Matrix{s.type, l.wv.data(), kv_dim, s.dim}, n,
+                     vc + static_cast<size_t>(first) * kv_dim);
+      (void)b.Rope(q.data(), pos.data(), n, s.heads, hd, rope);
+      (void)b.Rope(kc + static_cast<size_t>(first) * kv_dim, pos.data(), n, s.kv_heads, hd, rope);
+      (void)b.Attention(ap, q.data(), kc, vc, att.data(), ws.data());
+      (void)b.MatMul(att.data(), Matrix{s.type, l.wo.data(), s.dim, s.dim}, n, xb.data());
+      (void)b.Add(x.data(), xb.data(), x.size());
+      (void)b.RmsNorm(x.data(), norm.data(), n, s.dim, 1e-5f, xb.data());
+      (void)b.MatMul(xb.data(), Matrix{s.type, l.w1.data(), s.hidden, s.dim}, n, h1.data());
+      (void)b.MatMul(xb.data(), Matrix{s.type, l.w3.data(), s.hidden, s.dim}, n, h3.data());
+      (void)b.SwiGlu(h1.data(), h3.data(), h1.size(), h1.data());
+      (void)b.MatMul(h1.data(), Matrix{s.type, l.w2.data(), s.dim, s.hidden}, n, xb.data());
+      (void)b.Add(x.data(), xb.data(), x.size());
+    }
+    const float* last = x.data() + static_cast<size_t>(n - 1) * s.dim;
+    (void)b.RmsNorm(last, norm.data(), 1, s.dim, 1e-5f, xb.data());
+    (void)b.MatMul(xb.data(), Matrix{s.type, output.data(), s.vocab, s.dim}, 1, logits.data());
+  }
+};
+
+// Args: model, tokens (prompt length; 1 = one decode step at position 256), threads.
+// Reports tokens/s: prompt tokens per second for prefill, steps per second for decode.
+void BM_Forward(benchmark::State& state) {
+  const ModelShape& shape = kModels[state.range(0)];
+  const int32_t n = static_cast<int32_t>(state.range(1));
+  CpuBackend& backend = BackendWithThreads(static_cast<int>(state.range(2)));
+  FakeModel model(shape, 1024);
+  const int32_t first = n == 1 ? 256 : 0;
+  const int32_t hd = shape.dim / shape.heads;
+  std::vector<float> ws(
+      AttentionWorkspaceBytes(AttentionParams{n, shape.heads, shape.kv_heads, hd, first, 1.0f}, backend.num_threads()) /
+          sizeof(float) +
+      1);
+  for (auto _ : state) model.Forward(backend, n, first, ws);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()) * n, benchmark::Counter::kIsRate);
+  state.SetLabel(shape.name);
+}
+BENCHMARK(BM_Forward)
+    ->ArgsProduct({{0, 1}, {1, 512}, {1, 2}})
+    ->UseRealTime()
+    ->ComputeStatistics("min", MinOf)
+    ->ComputeStatistics("max", MaxOf)
+    ->Unit(benchmark::kMillisecond);
+
 }  // namespace
 }  // namespace leoam::kernels
 

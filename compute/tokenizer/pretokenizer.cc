@@ -66,6 +66,29 @@ constexpr char kMinicpm5[] =
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}+| "
     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+constexpr char kSpark25Words[] =
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| "
+    "?[\\p{P}\\p{S}]+|[\r\n]|\\s+(?!\\S)|\\s+";
+constexpr char kYoutuCjk[] =
+    "[\uAC00-\uD7A3\u3131-\u318E]+|[\uFF01\u2026\u201C\u201D\u2018\u2019\u2014\uFF1A\uFF1B\uFF0C\u3001-\u303F"
+    "\uFE30-\uFE4F]+|[\u3105-\u312F]+|[\u4E00-\u9FA5\u3040-\u309F\u30A0-\u30FF]+";
+constexpr char kYoutuWords[] =
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?:'[sS]|'[tT]|'["
+    "rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}"
+    "\\p{Lm}\\p{Lo}\\p{M}]*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r"
+    "\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+constexpr char kUfakzeka[] =
+    "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+constexpr char kJais2[] =
+    "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s{512}(?!\\S)|\\s{256}(?!\\S)|\\s{128}(?!\\S)|\\s{64}(?!"
+    "\\S)|\\s{32}(?!\\S)|\\s{16}(?!\\S)|\\s{8}(?!\\S)|\\s{4}(?!\\S)|\\s{1,2}(?!\\S)|\\s{1}";
+constexpr char kGraniteEmbMulti[] =
+    "[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))*((?=[\\p{L}\\p{M}])([^A-Z]))+(?:'[sS]|'[tT]|'[rR][eE]|'["
+    "vV][eE]|'[mM]|'[lL][lL]|'[dD])?|[^\\r\\n\\p{L}\\p{N}]?((?=[\\p{L}\\p{M}])([^a-z]))+((?=[\\p{L}\\p{M}])([^A-Z])"
+    ")*(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*["
+    "\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 struct Entry {
   std::vector<std::string> names;
   PreTokenizerSpec spec;
@@ -136,6 +159,20 @@ const std::vector<Entry>& Table() {
       add({"chameleon"}, s);
     }
     add({"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"}, Spec({kGpt4o}, false));
+    add({"jais-2"}, Spec({kJais2}));
+    add({"laguna"}, Spec({"[^\\n]+|[\\n]+", kQwen2}, false));
+    add({"spark2_5"}, Spec({"\\p{N}{1,3}", kCjkKana, kSpark25Words, "\\p{N}"}, false));
+    {
+      PreTokenizerSpec s = Spec({kYoutuCjk, kYoutuWords}, false);
+      s.ignore_merges = true;
+      add({"youtu"}, s);
+    }
+    add({"ufakzeka"}, Spec({kUfakzeka}, false));
+    {
+      PreTokenizerSpec s = Spec({kGraniteEmbMulti}, false);
+      s.ignore_merges = true;
+      add({"granite-embed-multi-97m"}, s);
+    }
     add({"superbpe"}, Spec({"\\p{N}+", "(?=(\\d{3})+(?!\\d))"}, false));
     add({"bailingmoe", "bailingmoe2", "llada-moe"}, Spec({kBailing}, false));
     add({"seed-coder"}, Spec({kSeedCoder}, false));

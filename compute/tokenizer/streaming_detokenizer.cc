@@ -5,9 +5,11 @@ namespace leoam {
 
 std::string StreamingDetokenizer::Push(TokenId id) {
   std::string piece = tokenizer_.TokenToPiece(id);
-  // At the start of a text, like Decode: the dummy-prefix space of the first piece is dropped.
-  if (first_ && tokenizer_.adds_space_prefix() && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
-  first_ = false;
+  // At the start of a text the first visible piece loses its dummy-prefix space.
+  if (first_ && !piece.empty()) {
+    if (tokenizer_.adds_space_prefix() && piece[0] == ' ') piece.erase(0, 1);
+    first_ = false;
+  }
   pending_ += piece;
   const size_t hold = unicode::IncompleteUtf8Suffix(pending_);
   std::string ready = unicode::SanitizeUtf8(std::string_view(pending_).substr(0, pending_.size() - hold));

@@ -55,8 +55,9 @@ class Tokenizer {
   // byte-level alphabet undone for BPE). Control tokens give "" unless `show_special`.
   virtual std::string TokenToPiece(TokenId id, bool show_special = false) const = 0;
 
-  // Concatenated pieces; for SPM the leading space of the first piece is dropped when the
-  // tokenizer adds a dummy prefix, as llama.cpp does.
+  // Concatenated pieces, as llama.cpp's detokenize: for SPM the leading space of the first
+  // piece is dropped when the tokenizer adds a dummy prefix (a leading BOS piece uses this up);
+  // BPE pre-types that ask for it get the clean-up of spaces before punctuation (" ," -> ",").
   virtual std::string Decode(const std::vector<TokenId>& ids, bool show_special = false) const = 0;
 
   virtual int32_t vocab_size() const = 0;
@@ -73,12 +74,14 @@ class Tokenizer {
 
 // Turns a stream of token ids into text, emitting only complete UTF-8 sequences: a character
 // split across byte tokens is held back until its last byte arrives; bytes that can never form a
-// character come out as U+FFFD. The pieces add up to Decode(ids) except that BPE's decode-time
-// clean-up of spaces before punctuation (" ," -> ",") is not applied. Control tokens give "".
+// character come out as U+FFFD. Control tokens give "". With `at_text_start`, the pieces add up
+// to Decode(ids) for valid UTF-8, except that BPE's clean-up of spaces before punctuation is not
+// applied and a leading BOS is skipped over (see below).
 class StreamingDetokenizer {
  public:
-  // `at_text_start`: the pushed ids begin the text (nothing was printed before them), so the
-  // first piece loses its SPM dummy-prefix space exactly as in Decode(ids). Default false: the
+  // `at_text_start`: nothing was printed before the pushed ids, so the first non-empty piece
+  // loses its SPM dummy-prefix space (as Decode does for the first piece; unlike Decode, a
+  // leading BOS does not use this up, so [BOS, "▁Once"] streams as "Once"). Default false: the
   // ids continue a prompt that was already shown, and every piece comes out whole (a generated
   // " and" after "The cat" keeps its space).
   explicit StreamingDetokenizer(const Tokenizer& tokenizer, bool at_text_start = false)
@@ -91,7 +94,7 @@ class StreamingDetokenizer {
  private:
   const Tokenizer& tokenizer_;
   std::string pending_;
-  bool first_;  // the next piece is the first of the text: drop its dummy-prefix space
+  bool first_;  // no text emitted yet at the start of a text: drop the next piece's dummy space
 };
 
 }  // namespace leoam

@@ -150,7 +150,7 @@ absl::Status Run() {
   options.keep_prompt_logits = !logits_out.empty();
 
   const bool json = absl::GetFlag(FLAGS_json);
-  StreamingDetokenizer detok(**tokenizer);
+  StreamingDetokenizer detok(**tokenizer, /*at_text_start=*/prompt_text.empty());
   std::string generated_text;
   if (!json) {
     std::fwrite(prompt_text.data(), 1, prompt_text.size(), stdout);

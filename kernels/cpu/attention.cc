@@ -18,7 +18,9 @@ int64_t AlignUp(int64_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAli
 // --- decode plan ---
 constexpr int64_t kMinDecodeChunk = 256;  // keys per chunk at least (below, merging costs more than it saves)
 // Below this many multiply-adds (q.k plus p*v over all heads) decode runs inline.
-constexpr int64_t kMinDecodeMacsPerThread = 64 * 1024;
+constexpr int64_t kMinDecodeMacsPerThread = 256 * 1024;
+// Below this many multiply-adds per thread prefill attention runs inline.
+constexpr int64_t kMinPrefillMacsPerThread = int64_t{4} << 20;
 
 struct DecodePlan {
   int64_t keys = 0;            // first_position + 1
@@ -152,7 +154,7 @@ void Prefill(const CpuContext& ctx, const AttentionParams& p, const float* q, co
   // Causal work is about heads * queries * (first_position + queries / 2) * head_dim * 2.
   const int64_t macs =
       int64_t{p.num_heads} * p.num_queries * (int64_t{p.first_position} + p.num_queries / 2 + 1) * d * 2;
-  const bool parallel = macs >= 2 * (int64_t{1} << 20);
+  const bool parallel = macs >= 2 * kMinPrefillMacsPerThread;
 
   RunItems(ctx, items, parallel, [&](int64_t item, int thread) {
     // Last query blocks (the most keys) first.

@@ -24,8 +24,10 @@ struct CpuContext {
   int num_threads() const { return pool->num_threads(); }
 };
 
-// Work below which an op runs inline on the calling thread: waking workers costs about a
-// microsecond even when they spin, which is more than tiny ops (stories260K) take.
-inline constexpr int64_t kMinBytesPerThread = 32 * 1024;
+// Work below which an op runs inline on the calling thread. Waking workers costs about a
+// microsecond when they spin, but on a loaded machine (other processes on the cores) a worker that
+// is not running stalls the whole op for up to a scheduler slice (milliseconds), so only ops worth
+// tens of microseconds per thread are split; tiny models (stories260K) run entirely inline.
+inline constexpr int64_t kMinBytesPerThread = 256 * 1024;
 
 }  // namespace leoam::kernels::cpu

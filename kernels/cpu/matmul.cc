@@ -17,7 +17,7 @@ namespace {
 constexpr int64_t kSmallBatchBlockBytes = 64 * 1024;
 
 // Below this many multiply-adds a GEMM runs on the calling thread only.
-constexpr int64_t kMinGemmMacsPerThread = int64_t{1} << 20;
+constexpr int64_t kMinGemmMacsPerThread = int64_t{4} << 20;
 
 // y[:, r0:r1] for fp32 W: sgemm straight on the weights.
 void GemmSliceF32(const float* x, const Matrix& w, int32_t n, int64_t r0, int64_t r1, float* y) {

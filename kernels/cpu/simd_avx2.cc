@@ -57,7 +57,11 @@ void MatVecRowsT(const Matrix& w, const float* x, int64_t row_begin, int64_t row
     __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps();
     __m256 a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
     int64_t c = 0;
+    // Prefetch the next 4 rows (they follow in memory) at the same column.
+    const char* ahead = static_cast<const char*>(wr[0]) + 4 * row_bytes;
+    const int64_t elem = static_cast<int64_t>(row_bytes) / cols;
     for (; c < main_end; c += 16) {
+      for (int i = 0; i < 4; ++i) _mm_prefetch(ahead + i * row_bytes + c * elem, _MM_HINT_T0);
       const __m256 xa = _mm256_loadu_ps(x + c);
       const __m256 xb = _mm256_loadu_ps(x + c + 8);
       a0 = _mm256_fmadd_ps(L::Load(wr[0], c), xa, a0);

@@ -38,7 +38,15 @@ void MatVecRowsT(const Matrix& w, const float* x, int64_t row_begin, int64_t row
     __m512 a2 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps();
     __m512 a3 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
     int64_t c = 0;
+    // The next 4 rows follow these in memory: prefetch them at the same column, 4 rows ahead.
+    // Measured on Zen 5: F16 24000x768 matvec 1.2-2.3 ms with, 3.1-4.5 ms without (shared machine).
+    const char* ahead = static_cast<const char*>(w0) + 4 * row_bytes;
+    const int64_t elem = static_cast<int64_t>(row_bytes) / cols;  // 4 or 2 bytes (not Q8_0)
     for (; c < main_end; c += 32) {
+      _mm_prefetch(ahead + c * elem, _MM_HINT_T0);
+      _mm_prefetch(ahead + row_bytes + c * elem, _MM_HINT_T0);
+      _mm_prefetch(ahead + 2 * row_bytes + c * elem, _MM_HINT_T0);
+      _mm_prefetch(ahead + 3 * row_bytes + c * elem, _MM_HINT_T0);
       const __m512 xa = _mm512_loadu_ps(x + c);
       const __m512 xb = _mm512_loadu_ps(x + c + 16);
       a0 = _mm512_fmadd_ps(L::Load(w0, c), xa, a0);
@@ -97,7 +105,13 @@ void MatVecRowsQ8(const Matrix& w, const float* x, int64_t row_begin, int64_t ro
     const BlockQ8_0* w2 = reinterpret_cast<const BlockQ8_0*>(base + static_cast<size_t>(r + 2) * row_bytes);
     const BlockQ8_0* w3 = reinterpret_cast<const BlockQ8_0*>(base + static_cast<size_t>(r + 3) * row_bytes);
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+    const char* ahead = base + static_cast<size_t>(r + 4) * row_bytes;  // next 4 rows, as in MatVecRowsT
     for (int64_t b = 0; b < nb; ++b) {
+      const size_t offset = static_cast<size_t>(b) * sizeof(BlockQ8_0);
+      _mm_prefetch(ahead + offset, _MM_HINT_T0);
+      _mm_prefetch(ahead + row_bytes + offset, _MM_HINT_T0);
+      _mm_prefetch(ahead + 2 * row_bytes + offset, _MM_HINT_T0);
+      _mm_prefetch(ahead + 3 * row_bytes + offset, _MM_HINT_T0);
       const __m512 xa = _mm512_loadu_ps(x + b * kQ8Block);
       const __m512 xb = _mm512_loadu_ps(x + b * kQ8Block + 16);
       a0 = Q8Block(w0[b], xa, xb, a0);
@@ -280,6 +294,12 @@ void AttnScoresT(const float* q, const float* k, int64_t stride, int64_t len, fl
   int64_t j = 0;
   for (; j + 4 <= len; j += 4) {
     const float* k0 = k + j * stride;
+    // Rows are `stride` apart (other kv heads in between): prefetch 8 rows ahead.
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      for (int i = 0; i < NV; ++i)
+        _mm_prefetch(reinterpret_cast<const char*>(k0 + (8 + r) * stride + 16 * i), _MM_HINT_T0);
+    }
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int i = 0; i < NV; ++i) {
@@ -327,6 +347,9 @@ void AttnWeightedSumT(const float* p, const float* v, int64_t stride, int64_t le
 #pragma GCC unroll 8
   for (int i = 0; i < NV; ++i) a[i] = _mm512_loadu_ps(acc + 16 * i);
   for (int64_t j = 0; j < len; ++j) {
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; ++i)
+      _mm_prefetch(reinterpret_cast<const char*>(v + (j + 8) * stride + 16 * i), _MM_HINT_T0);
     const __m512 pj = _mm512_set1_ps(p[j]);
 #pragma GCC unroll 8
     for (int i = 0; i < NV; ++i) a[i] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(v + j * stride + 16 * i), a[i]);

@@ -62,7 +62,9 @@ TEST(ChainIndexTest, EvictionTakesLeavesSoChainsStayWhole) {
     for (uint32_t c : {1u, 2u}) {
       for (uint32_t p = 0; p < 4; ++p) {
         const ChainIndex::Node* n = idx.Find(NodeKey{1, H(c, p)});
-        if (n != nullptr && n->parent.has_value()) ASSERT_NE(idx.Find(NodeKey{1, *n->parent}), nullptr);
+        if (n != nullptr && n->parent.has_value()) {
+          ASSERT_NE(idx.Find(NodeKey{1, *n->parent}), nullptr);
+        }
       }
     }
   }

@@ -69,5 +69,78 @@ TEST(KvStoreConcurrencyTest, ThreadsAndProcessesShareOneStore) {
   EXPECT_TRUE((*proc)->Alive());
 }
 
+TEST(KvStoreConcurrencyTest, ConcurrentPutsUnderEvictionKeepChainsWhole) {
+  leoam::testing::TempDir dir;
+  constexpr uint64_t kDiskLimit = 1ull << 20;  // ~250 pages; the threads write ~1500
+  auto proc = KvStoreProcess::Start({dir.path(), {"--disk_limit=" + std::to_string(kDiskLimit)}});
+  ASSERT_TRUE(proc.ok()) << proc.status();
+  constexpr uint32_t kThreads = 4, kChains = 6, kNodes = 32;
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> errors(kThreads);
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      ClientOptions o;
+      o.target = (*proc)->target();
+      auto client = KvStoreClient::Connect(o, "model-evict-concurrent", TestLayout());
+      if (!client.ok()) {
+        errors[t] = client.status();
+        return;
+      }
+      std::vector<bool> dead(kChains, false);
+      for (uint32_t n = 0; n < kNodes; n += 4) {
+        for (uint32_t c = 0; c < kChains; ++c) {
+          if (dead[c]) continue;
+          // Chain 0 is shared by all threads; the others are private.
+          const uint32_t chain = c == 0 ? 500 : 600 + t * 100 + c;
+          absl::Status s = PutNodes(**client, chain, n, 4);
+          if (absl::IsFailedPrecondition(s)) {
+            dead[c] = true;  // its tail was evicted (or another thread's put of it is in flight)
+          } else if (!s.ok()) {
+            errors[t] = s;
+            return;
+          }
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : errors) ASSERT_TRUE(s.ok()) << s;
+
+  ClientOptions o;
+  o.target = (*proc)->target();
+  auto client = KvStoreClient::Connect(o, "model-evict-concurrent", TestLayout());
+  ASSERT_TRUE(client.ok());
+  auto stats = (*client)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_LE(stats->disk.bytes, kDiskLimit);
+  EXPECT_GT(stats->disk.evictions, 0u);
+  std::vector<uint32_t> chains = {500};
+  for (uint32_t t = 0; t < kThreads; ++t) {
+    for (uint32_t c = 1; c < kChains; ++c) chains.push_back(600 + t * 100 + c);
+  }
+  uint64_t pages = 0;
+  for (uint32_t chain : chains) {
+    std::vector<PageRef> refs;
+    for (uint32_t i = 0; i < kNodes; ++i) {
+      for (uint32_t l = 0; l < TestLayout().num_layers; ++l) refs.push_back(PageRef{ChainHash(chain, i), l});
+    }
+    auto r = (*client)->FetchPages(refs);
+    ASSERT_TRUE(r.ok());
+    bool gap = false;
+    for (size_t i = 0; i < refs.size(); ++i) {
+      const FetchedPage& p = r->pages[i];
+      if (p.found) {
+        ++pages;
+        EXPECT_FALSE(gap) << "chain " << chain << " page " << i << " stored after a missing one";
+        EXPECT_TRUE(PayloadMatches(chain, static_cast<uint32_t>(i / 2), static_cast<uint32_t>(i % 2), p.data, p.length));
+      } else {
+        gap = true;
+      }
+    }
+    ASSERT_TRUE((*client)->Release({r->lease_id}).ok());
+  }
+  EXPECT_EQ(pages, stats->disk.pages);
+}
+
 }  // namespace
 }  // namespace leoam::kvstore::testing

@@ -38,9 +38,13 @@ uint32_t CheckChainIsPrefix(KvStoreClient& client, uint32_t chain) {
       const FetchedPage& p = r->pages[i * TestLayout().num_layers + l];
       all = all && p.found;
       any = any || p.found;
-      if (p.found) EXPECT_TRUE(PayloadMatches(chain, i, l, p.data, p.length)) << chain << "/" << i << "/" << l;
+      if (p.found) {
+        EXPECT_TRUE(PayloadMatches(chain, i, l, p.data, p.length)) << chain << "/" << i << "/" << l;
+      }
     }
-    if (any) EXPECT_FALSE(gap) << "chain " << chain << " node " << i << " is stored but a predecessor is not";
+    if (any) {
+      EXPECT_FALSE(gap) << "chain " << chain << " node " << i << " is stored but a predecessor is not";
+    }
     if (!all) gap = true;
     if (all && !gap) ++whole;
   }

@@ -279,7 +279,9 @@ TEST(KvStoreFuzzTest, HostileRequestsGetPreciseErrorsAndChangeNothing) {
     ASSERT_TRUE(precise || unparsable) << "request " << i << " (kind " << kind << "): " << c << " "
                                        << s.error_message();
     ++codes[c];
-    if (i % 500 == 0) ASSERT_TRUE((*proc)->Alive()) << (*proc)->Log();
+    if (i % 500 == 0) {
+      ASSERT_TRUE((*proc)->Alive()) << (*proc)->Log();
+    }
   }
   fuzzer.Cleanup();
   ASSERT_TRUE((*proc)->Alive());

@@ -4,6 +4,9 @@
 #include <atomic>
 #include <thread>
 
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/client_unary_call.h"
+#include "grpcpp/impl/rpc_method.h"
 #include "gtest/gtest.h"
 #include "tests/kvstore/kvstore_process.h"
 #include "tests/testing/temp_dir.h"
@@ -53,10 +56,20 @@ TEST(KvStorePersistenceTest, TenThousandPagesSurviveARestartByteIdentical) {
     EXPECT_EQ(stats->leases, 0u);
     EXPECT_EQ(stats->staging_bytes, 0u);
   }
+  // A client that stays connected across the restart: its session is gone, Reconnect re-attaches.
+  auto survivor = Connect(**proc);
+  ASSERT_NE(survivor, nullptr);
+  const std::string old_instance = survivor->hello().server_instance_id;
   EXPECT_EQ((*proc)->Stop(), 0) << (*proc)->Log();
 
   proc = KvStoreProcess::Start({dir.path(), {}});
   ASSERT_TRUE(proc.ok()) << proc.status();
+  EXPECT_FALSE(survivor->LookupPrefix(ChainHashes(0, 1)).ok());
+  ASSERT_TRUE(survivor->Reconnect().ok());
+  EXPECT_NE(survivor->hello().server_instance_id, old_instance);
+  size_t survivor_ok = 0;
+  ASSERT_TRUE(FetchAndCheck(*survivor, 3, 0, 10, &survivor_ok).ok());
+  EXPECT_EQ(survivor_ok, 20u);
   auto client = Connect(**proc);
   ASSERT_NE(client, nullptr);
   EXPECT_TRUE(client->hello().fingerprint_known);
@@ -65,7 +78,8 @@ TEST(KvStorePersistenceTest, TenThousandPagesSurviveARestartByteIdentical) {
     auto info = client->LookupPrefix(ChainHashes(c, kNodesPerChain + 5));
     ASSERT_TRUE(info.ok());
     EXPECT_EQ(info->num_present, kNodesPerChain);
-    EXPECT_EQ(info->num_in_memory, 0u);  // a fresh process starts with an empty memory tier
+    // A fresh process starts with an empty memory tier; only what the survivor fetched is cached.
+    EXPECT_EQ(info->num_in_memory, c == 3 ? 10u : 0u);
     for (uint32_t n = 0; n < kNodesPerChain; n += 50) ASSERT_TRUE(FetchAndCheck(*client, c, n, 50, &ok).ok());
   }
   EXPECT_EQ(ok, 10000u);
@@ -124,6 +138,27 @@ TEST(KvStorePersistenceTest, KillNineDuringPutsKeepsEveryAcknowledgedPage) {
     ASSERT_TRUE(FetchAndCheck(*client, 1000 + c, 0, kLen, &ok).ok()) << "chain " << c;
     EXPECT_EQ(ok, size_t{info->num_present} * TestLayout().num_layers) << "chain " << c;
   }
+}
+
+TEST(KvStorePersistenceTest, HealthServiceReportsServing) {
+  leoam::testing::TempDir dir;
+  auto proc = KvStoreProcess::Start({dir.path(), {}});
+  ASSERT_TRUE(proc.ok()) << proc.status();
+  auto channel = grpc::CreateChannel((*proc)->target(), grpc::InsecureChannelCredentials());
+  // grpc.health.v1.HealthCheckRequest{service: ""} serializes to no bytes; the reply
+  // HealthCheckResponse{status: SERVING (1)} to 0x08 0x01.
+  grpc::Slice empty;
+  grpc::ByteBuffer req(&empty, 1), resp;
+  grpc::ClientContext ctx;
+  grpc::Status s = grpc::internal::BlockingUnaryCall<grpc::ByteBuffer, grpc::ByteBuffer>(
+      channel.get(), grpc::internal::RpcMethod("/grpc.health.v1.Health/Check", grpc::internal::RpcMethod::NORMAL_RPC),
+      &ctx, req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(resp.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 
 }  // namespace

@@ -2,10 +2,11 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -14,8 +15,6 @@
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
-extern char** environ;
-
 namespace leoam::kvstore::testing {
 
 absl::StatusOr<std::unique_ptr<KvStoreProcess>> KvStoreProcess::Start(const ProcessOptions& options) {
@@ -23,18 +22,30 @@ absl::StatusOr<std::unique_ptr<KvStoreProcess>> KvStoreProcess::Start(const Proc
   p->socket_ = options.dir + "/kvstore.sock";
   p->log_ = options.dir + "/kvstore.log";
   std::vector<std::string> args = {LEOAM_KVSTORE_BINARY, "--listen=unix://" + p->socket_,
-                                   "--data_dir=" + options.dir + "/data", "--arena_size=128MiB"};
+                                   "--data_dir=" + options.dir + "/data", "--arena_size=64MiB"};
   args.insert(args.end(), options.extra_flags.begin(), options.extra_flags.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 2, p->log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  const int rc = posix_spawn(&p->pid_, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return absl::InternalError(absl::StrFormat("posix_spawn %s: %s", argv[0], std::strerror(rc)));
+  const int log_fd = ::open(p->log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (log_fd < 0 || null_fd < 0) return absl::InternalError("cannot open the server log");
+  // fork + exec rather than posix_spawn: the child asks for SIGTERM when the test process dies,
+  // so a crashed test never leaves a server (and its arena in /dev/shm) behind. Only
+  // async-signal-safe calls between fork and exec.
+  const pid_t parent = ::getpid();
+  p->pid_ = ::fork();
+  if (p->pid_ < 0) return absl::InternalError(absl::StrFormat("fork: %s", std::strerror(errno)));
+  if (p->pid_ == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (::getppid() != parent) ::_exit(1);
+    ::dup2(log_fd, 2);
+    ::dup2(null_fd, 1);
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  ::close(log_fd);
+  ::close(null_fd);
 
   // Ready when a Stats call succeeds (the socket exists before the service is registered).
   for (int i = 0; i < 600; ++i) {

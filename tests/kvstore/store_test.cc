@@ -223,5 +223,16 @@ TEST_F(StoreTest, DropAllForgetsOnlyThisFingerprint) {
   EXPECT_EQ(Present(1, 3), 0u);
 }
 
+TEST_F(StoreTest, SecondStoreOnTheSameDataDirFailsAndLeavesTheFirstAlone) {
+  StoreOptions o;
+  o.data_dir = dir_.File("data");
+  o.arena_bytes = 4 << 20;
+  auto second = Store::Open(o);
+  EXPECT_FALSE(second.ok());
+  // The first store's arena file is still there for its clients.
+  EXPECT_TRUE(SharedMemoryFile::Open(store_->arena_path()).ok());
+  EXPECT_TRUE(PutChain(1, 2).ok());
+}
+
 }  // namespace
 }  // namespace leoam::kvstore

@@ -29,6 +29,7 @@ import zlib
 import numpy as np
 import torch
 
+sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import llama_reference as ref  # noqa: E402
 from reference_common import in_ci, shared_dir, shared_path  # noqa: E402

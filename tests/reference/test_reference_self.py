@@ -25,6 +25,7 @@ import unittest
 import numpy as np
 import torch
 
+sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gguf_reader  # noqa: E402
 import gguf_write_min  # noqa: E402

@@ -109,5 +109,22 @@ TEST(Stories260K, ReferenceContinuationsDecodeToReferenceText) {
   }
 }
 
+// Streaming the whole sequence (BOS, prompt, continuation) from the start of the text prints what
+// the reference printed.
+TEST(Stories260K, StreamingWholeSequenceGivesReferenceText) {
+  LEOAM_REQUIRE_SHARED(model, "models/stories260K.gguf");
+  LEOAM_REQUIRE_SHARED(jsonl, "models/stories260K.greedy.jsonl");
+  auto tokenizer = testing::LoadTokenizer(model);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  for (const Reference& r : ReadReferences(jsonl)) {
+    StreamingDetokenizer stream(**tokenizer, /*at_text_start=*/true);
+    std::string text;
+    for (TokenId id : r.prompt_ids) text += stream.Push(id);
+    for (TokenId id : r.generated_ids) text += stream.Push(id);
+    text += stream.Flush();
+    EXPECT_EQ(text, r.text) << "prompt '" << r.prompt << "'";
+  }
+}
+
 }  // namespace
 }  // namespace leoam

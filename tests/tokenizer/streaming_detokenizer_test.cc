@@ -59,7 +59,9 @@ TEST(StreamingDetokenizer, ControlTokensProduceNothing) {
   auto tok = Synthetic();
   StreamingDetokenizer s(*tok, /*at_text_start=*/true);
   EXPECT_EQ(s.Push(1), "");  // <s>
-  // As in Decode, only the very first piece loses its dummy-prefix space.
+  // The first visible piece loses its dummy-prefix space, the next ones keep theirs.
+  EXPECT_EQ(s.Push(testing::kFirstPiece), "Hi");
+  EXPECT_EQ(s.Push(2), "");  // </s>
   EXPECT_EQ(s.Push(testing::kFirstPiece), " Hi");
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -121,6 +122,31 @@ TEST_P(VocabVectorsTest, RoundTrips) {
     if (CleansSpaces(GetParam()) && HasCleanupPattern(c.input)) continue;
     EXPECT_EQ((*tokenizer)->Decode((*tokenizer)->Encode(c.input, options)), c.input) << GetParam();
   }
+}
+
+// One tokenizer shared by several threads (as llama.cpp's test-tokenizer-0 runs it).
+TEST_P(VocabVectorsTest, ThreadsShareOneTokenizer) {
+  const std::string rel = "vocab/" + GetParam();
+  LEOAM_REQUIRE_SHARED(path, rel);
+  std::vector<VocabCase> cases;
+  std::string error;
+  if (!ReadVocabCases(path + ".inp", path + ".out", &cases, &error)) GTEST_SKIP() << error;
+  auto tokenizer = LoadTokenizer(path);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  const Tokenizer& tok = **tokenizer;
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      EncodeOptions options;
+      options.add_bos = false;
+      for (int round = 0; round < 5; ++round) {
+        for (const VocabCase& c : cases) mismatches[t] += tok.Encode(c.input, options) != c.expected;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
 }
 
 INSTANTIATE_TEST_SUITE_P(SharedVocab, VocabVectorsTest, ::testing::ValuesIn(VocabFiles()), TestName);
