@@ -17,8 +17,20 @@
 //
 // Nothing is downloaded or built: getLlama runs with build "never", skipDownload and gpu false; if
 // the prebuilt binary cannot be used it fails instead.
+import {spawnSync} from "node:child_process";
 import process from "node:process";
-import {getLlama, LlamaLogLevel} from "node-llama-cpp";
+
+// node-llama-cpp runs each llama_decode on a libuv pool thread (4 by default, taken in turn). With
+// the default pool, 2-thread decode in this prebuilt ggml collapses on an idle 2-core machine
+// (stories260K tg128: 69 vs 2289 tok/s with one pool thread); we did not pin down why (ggml's
+// per-calling-thread worker state is the likely cause). llama-bench calls llama_decode from one
+// thread, so use one pool thread. The size is read when the pool starts: re-run with it set.
+if (process.env.UV_THREADPOOL_SIZE !== "1") {
+  const r = spawnSync(process.execPath, process.argv.slice(1),
+                      {stdio: "inherit", env: {...process.env, UV_THREADPOOL_SIZE: "1"}});
+  process.exit(r.status ?? 1);
+}
+const {getLlama, LlamaLogLevel} = await import("node-llama-cpp");
 
 function parseArgs(argv) {
   const opts = {

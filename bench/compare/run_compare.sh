@@ -6,6 +6,8 @@
 #   usage: bench/compare/run_compare.sh [build-dir]      (build-dir must hold bin/leoam-bench-runtime
 #          and bin/leoam-synth; nothing is built here)
 #   env:   THREADS="2 1"  REPS_SMALL=5  REPS_LARGE=3  LEOAM_SHARED=../shared  FLASH_ATTN=off
+#          QUIET_WAIT=0 (seconds to wait, before each row, for the machine to go quiet: fewer than
+#          QUIET_MAX=0.5 other runnable threads on average over 2 s; the table records what it was)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -15,6 +17,8 @@ THREADS=${THREADS:-"2 1"}
 REPS_SMALL=${REPS_SMALL:-5}
 REPS_LARGE=${REPS_LARGE:-3}
 FLASH_ATTN=${FLASH_ATTN:-off}
+QUIET_WAIT=${QUIET_WAIT:-0}
+QUIET_MAX=${QUIET_MAX:-0.5}
 BIN=$BUILD/bin
 for b in leoam-bench-runtime leoam-synth; do
   [ -x "$BIN/$b" ] || { echo "missing $BIN/$b (build it first)" >&2; exit 1; }
@@ -44,24 +48,44 @@ if ! "${LLAMA[@]}" --model "$MODEL124" --load-only >&2; then
   exit 2
 fi
 
+# Average number of OTHER runnable threads over 2 s (procs_running counts the reader itself).
+other_runnable() {
+  local s=0 i k v rest
+  for i in 1 2 3 4 5 6 7 8 9 10; do  # bash builtins only, so that the reader is the one process counted
+    while read -r k v rest; do [[ $k == procs_running ]] && s=$((s + v - 1)); done < /proc/stat
+    sleep 0.2
+  done
+  awk -v s=$s 'BEGIN {printf "%.1f", s / 10}'
+}
+wait_quiet() {
+  local deadline=$((SECONDS + QUIET_WAIT)) busy
+  while :; do
+    busy=$(other_runnable)
+    if awk -v b="$busy" -v m="$QUIET_MAX" 'BEGIN {exit !(b < m)}' || (( SECONDS >= deadline )); then
+      echo "$busy"; return
+    fi
+    sleep 5
+  done
+}
+
 # One row per (model, threads, prompt, decode): both engines, engine order alternating per row.
 rows=()
 order=0
 bench_row() {  # label model reps prompt decode threads
-  local label=$1 model=$2 reps=$3 prompt=$4 decode=$5 threads=$6 l r load
+  local label=$1 model=$2 reps=$3 prompt=$4 decode=$5 threads=$6 l r load busy
   local args=(--model "$model" --label "$label" --prompt-tokens "$prompt" --decode-tokens "$decode"
               --threads "$threads" --reps "$reps" --header=false)
-  load=$(cut -d' ' -f1 /proc/loadavg)
+  busy=$(wait_quiet); load=$(cut -d' ' -f1 /proc/loadavg)
   if (( order++ % 2 == 0 )); then
     l=$("${LLAMA[@]}" "${args[@]}"); r=$("$BIN/leoam-bench-runtime" "${args[@]}")
   else
     r=$("$BIN/leoam-bench-runtime" "${args[@]}"); l=$("${LLAMA[@]}" "${args[@]}")
   fi
-  echo "  $label t=$threads pp$prompt/tg$decode  load before: $load" >&2
+  echo "  $label t=$threads pp$prompt/tg$decode  load avg $load, other runnable $busy" >&2
   echo "    llama.cpp $l" >&2
   echo "    LeoAM     $r" >&2
   rows+=("$(awk -F'|' -v l="$l" -v r="$r" -v label="$label" -v t="$threads" -v p="$prompt" -v d="$decode" \
-    -v load="$load" 'BEGIN {
+    -v load="$load / $busy" 'BEGIN {
       split(l, a, "|"); split(r, b, "|");
       printf "| %s | %s | %s | %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f | %s |",
         label, t, p, d, a[6], b[6], b[6] / a[6], a[7], b[7], b[7] / a[7], load }')")
@@ -78,10 +102,10 @@ for t in $THREADS; do
 done
 
 echo
-echo "| model | threads | prompt | decode | llama.cpp pp tok/s | LeoAM pp tok/s | pp LeoAM/llama.cpp | llama.cpp tg tok/s | LeoAM tg tok/s | tg LeoAM/llama.cpp | load avg |"
+echo "| model | threads | prompt | decode | llama.cpp pp tok/s | LeoAM pp tok/s | pp LeoAM/llama.cpp | llama.cpp tg tok/s | LeoAM tg tok/s | tg LeoAM/llama.cpp | load avg / other runnable |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "llama.cpp: node-llama-cpp $(node -p "require('$ROOT/bench/compare/node_modules/node-llama-cpp/package.json').version") prebuilt CPU binary," \
      "flash-attn $FLASH_ATTN, ubatch 512, F16 KV cache, timings from llama_perf_context. $(nproc) CPUs," \
-     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). load avg = 1-min load before each row."
+     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). before each row: 1-min load avg / other runnable threads (2 s avg)."

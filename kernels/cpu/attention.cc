@@ -3,7 +3,6 @@
 #include <cblas.h>
 
 #include <algorithm>
-#include <atomic>
 #include <limits>
 
 #include "absl/strings/str_format.h"
@@ -79,16 +78,6 @@ absl::Status Validate(const AttentionParams& p) {
   return absl::OkStatus();
 }
 
-// Runs items [0, count) over the pool, largest first is the caller's ordering; inline when small.
-template <typename Fn>
-void RunItems(const CpuContext& ctx, int64_t count, bool parallel, const Fn& fn) {
-  const int threads = parallel ? static_cast<int>(std::min<int64_t>(ctx.num_threads(), count)) : 1;
-  std::atomic<int64_t> next{0};
-  ctx.pool->ParallelFor(threads, [&](int64_t, int64_t, int thread) {
-    for (int64_t item = next.fetch_add(1); item < count; item = next.fetch_add(1)) fn(item, thread);
-  });
-}
-
 void Decode(const CpuContext& ctx, const AttentionParams& p, const float* q, const float* k, const float* v, float* out,
             float* ws) {
   const int threads = ctx.num_threads();
@@ -101,7 +90,7 @@ void Decode(const CpuContext& ctx, const AttentionParams& p, const float* q, con
   const int64_t items = int64_t{p.num_kv_heads} * plan.num_chunks;
   const bool parallel = int64_t{p.num_heads} * plan.keys * d * 2 >= kMinDecodeMacsPerThread * 2;
 
-  RunItems(ctx, items, parallel, [&](int64_t item, int thread) {
+  RunDynamic(ctx, items, parallel ? ctx.num_threads() : 1, [&](int64_t item, int thread) {
     const int64_t g = item / plan.num_chunks;
     const int64_t c = item % plan.num_chunks;
     const int64_t k0 = c * plan.chunk;
@@ -156,7 +145,7 @@ void Prefill(const CpuContext& ctx, const AttentionParams& p, const float* q, co
       int64_t{p.num_heads} * p.num_queries * (int64_t{p.first_position} + p.num_queries / 2 + 1) * d * 2;
   const bool parallel = macs >= 2 * kMinPrefillMacsPerThread;
 
-  RunItems(ctx, items, parallel, [&](int64_t item, int thread) {
+  RunDynamic(ctx, items, parallel ? ctx.num_threads() : 1, [&](int64_t item, int thread) {
     // Last query blocks (the most keys) first.
     const int64_t b = plan.num_blocks - 1 - item / p.num_heads;
     const int64_t head = item % p.num_heads;

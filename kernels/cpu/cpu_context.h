@@ -3,6 +3,8 @@
 // by const reference.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -29,5 +31,25 @@ struct CpuContext {
 // is not running stalls the whole op for up to a scheduler slice (milliseconds), so only ops worth
 // tens of microseconds per thread are split; tiny models (stories260K) run entirely inline.
 inline constexpr int64_t kMinBytesPerThread = 256 * 1024;
+
+// Runs fn(item, thread) for every item in [0, count) on up to `max_threads` pool threads, which
+// claim items one at a time from a shared counter. Unlike fixed slices, a thread that starts late
+// or runs slowly (another process on its core) just takes fewer items. Items should be a few
+// microseconds of work or more; order them largest first when sizes differ.
+template <typename Fn>
+void RunDynamic(const CpuContext& ctx, int64_t count, int64_t max_threads, const Fn& fn) {
+  const int64_t threads = std::clamp<int64_t>(std::min<int64_t>(max_threads, count), 1, ctx.num_threads());
+  if (threads == 1) {
+    for (int64_t item = 0; item < count; ++item) fn(item, 0);
+    return;
+  }
+  std::atomic<int64_t> next{0};
+  ctx.pool->ParallelFor(threads, [&](int64_t, int64_t, int thread) {
+    for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < count;
+         item = next.fetch_add(1, std::memory_order_relaxed)) {
+      fn(item, thread);
+    }
+  });
+}
 
 }  // namespace leoam::kernels::cpu

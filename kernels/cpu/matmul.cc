@@ -13,8 +13,9 @@ extern "C" char* openblas_get_corename(void);
 namespace leoam::kernels::cpu {
 namespace {
 
-// Small batches run as matvecs over row blocks of this size (read once, then from cache).
-constexpr int64_t kSmallBatchBlockBytes = 64 * 1024;
+// Matvecs run over row blocks of about this size: the unit threads claim, and with several
+// tokens the unit read once from memory and then from cache.
+constexpr int64_t kMatVecBlockBytes = 64 * 1024;
 
 // Below this many multiply-adds a GEMM runs on the calling thread only.
 constexpr int64_t kMinGemmMacsPerThread = int64_t{4} << 20;
@@ -66,37 +67,31 @@ absl::Status MatMul(const CpuContext& ctx, const float* x, const Matrix& w, int3
   if (x == nullptr || y == nullptr) return absl::InvalidArgumentError("MatMul: null input or output");
 
   if (n <= ctx.max_matvec_batch) {
-    // Decode (and small batches): bandwidth-bound; each thread streams a contiguous slice of rows.
-    // With several tokens, the slice goes in blocks of ~kSmallBatchBlockBytes, so a block is read
-    // from memory once and from cache for the other tokens.
+    // Decode (and small batches): bandwidth-bound. Threads claim blocks of ~kMatVecBlockBytes rows;
+    // with several tokens, each block is read from memory once and from cache for the others.
     const int64_t row_bytes = static_cast<int64_t>(RowBytes(w.type, w.cols));
-    const int64_t min_rows = std::max<int64_t>(4, kMinBytesPerThread / (row_bytes * n));
-    const int64_t block_rows = std::max<int64_t>(4, kSmallBatchBlockBytes / row_bytes);
+    const int64_t block_rows = std::max<int64_t>(4, kMatVecBlockBytes / row_bytes) & ~int64_t{3};
+    const int64_t blocks = (w.rows + block_rows - 1) / block_rows;
+    const int64_t max_threads = std::max<int64_t>(1, w.rows * row_bytes * n / kMinBytesPerThread);
     const SimdKernels* simd = ctx.simd;
-    ctx.pool->ParallelFor(
-        w.rows,
-        [&](int64_t begin, int64_t end, int) {
-          for (int64_t b = begin; b < end; b += block_rows) {
-            const int64_t e = std::min(end, b + block_rows);
-            for (int32_t t = 0; t < n; ++t) simd->matvec_rows(w, x + t * w.cols, b, e, y + t * w.rows);
-          }
-        },
-        min_rows);
+    RunDynamic(ctx, blocks, max_threads, [&](int64_t block, int) {
+      const int64_t b = block * block_rows;
+      const int64_t e = std::min(w.rows, b + block_rows);
+      for (int32_t t = 0; t < n; ++t) simd->matvec_rows(w, x + t * w.cols, b, e, y + t * w.rows);
+    });
     return absl::OkStatus();
   }
 
   const int64_t macs_per_row = static_cast<int64_t>(n) * w.cols;
   if (ctx.simd->gemm_rows != nullptr) {
-    // Own GEMM (AVX-512): slices of whole panels.
+    // Own GEMM (AVX-512): threads claim whole panels.
     const int64_t granule = ctx.simd->gemm_rows_granule;
-    const int64_t min_panels = std::max<int64_t>(1, kMinGemmMacsPerThread / (macs_per_row * granule));
-    ctx.pool->ParallelFor((w.rows + granule - 1) / granule,
-                          [&](int64_t begin, int64_t end, int thread) {
-                            ctx.simd->gemm_rows(x, n, w, begin * granule, std::min(w.rows, end * granule), y,
-                                                ctx.gemm_scratch + thread * ctx.gemm_scratch_floats,
-                                                ctx.gemm_scratch_floats);
-                          },
-                          min_panels);
+    const int64_t panels = (w.rows + granule - 1) / granule;
+    const int64_t max_threads = std::max<int64_t>(1, w.rows * macs_per_row / kMinGemmMacsPerThread);
+    RunDynamic(ctx, panels, max_threads, [&](int64_t panel, int thread) {
+      ctx.simd->gemm_rows(x, n, w, panel * granule, std::min(w.rows, (panel + 1) * granule), y,
+                          ctx.gemm_scratch + thread * ctx.gemm_scratch_floats, ctx.gemm_scratch_floats);
+    });
     return absl::OkStatus();
   }
 

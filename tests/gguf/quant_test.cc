@@ -55,9 +55,9 @@ TEST(Float16Test, HalfRoundingIsNearest) {
 TEST(Bf16Test, RoundsToNearestEven) {
   EXPECT_EQ(kernels::FloatToBf16(1.0f), 0x3f80);
   EXPECT_EQ(kernels::Bf16ToFloat(0x3f80), 1.0f);
-  EXPECT_EQ(kernels::FloatToBf16(BitsToFloat(0x3f808000u)), 0x3f80);  // tie, even stays
-  EXPECT_EQ(kernels::FloatToBf16(BitsToFloat(0x3f818000u)), 0x3f82);  // tie, odd rounds up
-  EXPECT_EQ(kernels::FloatToBf16(BitsToFloat(0x3f808001u)), 0x3f81);
+  EXPECT_EQ(kernels::FloatToBf16(kernels::BitsToFloat(0x3f808000u)), 0x3f80);  // tie, even stays
+  EXPECT_EQ(kernels::FloatToBf16(kernels::BitsToFloat(0x3f818000u)), 0x3f82);  // tie, odd rounds up
+  EXPECT_EQ(kernels::FloatToBf16(kernels::BitsToFloat(0x3f808001u)), 0x3f81);
   EXPECT_TRUE(std::isnan(kernels::Bf16ToFloat(kernels::FloatToBf16(std::numeric_limits<float>::quiet_NaN()))));
 }
 

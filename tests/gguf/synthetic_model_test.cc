@@ -208,8 +208,8 @@ TEST(SyntheticModelTest, HalfAndQuantizedWeightsMatchTheF32Weights) {
     const auto* hbits = reinterpret_cast<const uint16_t*>(h.data);
     const auto* bbits = reinterpret_cast<const uint16_t*>(b.data);
     for (size_t i = 0; i < ref.size(); ++i) {
-      ASSERT_EQ(hbits[i], gguf::FloatToHalf(ref[i])) << name << " " << i;
-      ASSERT_EQ(bbits[i], gguf::FloatToBf16(ref[i])) << name << " " << i;
+      ASSERT_EQ(hbits[i], kernels::FloatToHalf(ref[i])) << name << " " << i;
+      ASSERT_EQ(bbits[i], kernels::FloatToBf16(ref[i])) << name << " " << i;
     }
     // Q8_0: each element within half a quantization step of its block's scale; small RMS error.
     const TensorInfo& q = *q8->FindTensor(name);
@@ -217,7 +217,7 @@ TEST(SyntheticModelTest, HalfAndQuantizedWeightsMatchTheF32Weights) {
     const auto* blocks = reinterpret_cast<const gguf::BlockQ8_0*>(q.data);
     double err_sq = 0, ref_sq = 0;
     for (size_t i = 0; i < ref.size(); ++i) {
-      const float d = gguf::HalfToFloat(blocks[i / 32].d);
+      const float d = kernels::HalfToFloat(blocks[i / 32].d);
       ASSERT_LE(std::fabs(deq[i] - ref[i]), 0.5f * d + 1e-3f * std::fabs(ref[i])) << name << " " << i;
       err_sq += (deq[i] - ref[i]) * double{deq[i] - ref[i]};
       ref_sq += double{ref[i]} * ref[i];
