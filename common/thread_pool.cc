@@ -14,6 +14,10 @@ namespace leoam {
 namespace {
 // Spin iterations (~tens of microseconds) before a worker sleeps.
 constexpr int kSpinIterations = 20000;
+
+uint32_t EpochOf(uint64_t t) { return static_cast<uint32_t>(t >> 32); }
+uint32_t SlicesOf(uint64_t t) { return static_cast<uint32_t>((t >> 16) & 0xffff); }
+uint32_t NextOf(uint64_t t) { return static_cast<uint32_t>(t & 0xffff); }
 }  // namespace
 
 int DefaultThreadCount() {
@@ -26,48 +30,54 @@ int DefaultThreadCount() {
 }
 
 ThreadPool::ThreadPool(int num_threads) {
-  num_threads = std::max(1, num_threads);
+  num_threads = std::clamp(num_threads, 1, 0xffff);
   workers_.reserve(num_threads - 1);
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
   stop_.store(true);
   {
     std::lock_guard<std::mutex> lock(sleep_mu_);
-    epoch_.fetch_add(1);
+    const uint64_t t = ticket_.load();
+    ticket_.store(static_cast<uint64_t>(EpochOf(t) + 1) << 32);  // a job with no slices
   }
   sleep_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::RunSlice(int slice) {
-  int64_t begin = job_n_ * slice / job_slices_;
-  int64_t end = job_n_ * (slice + 1) / job_slices_;
-  if (begin < end) (*job_)(begin, end, slice);
+void ThreadPool::RunSlices(uint32_t epoch) {
+  uint64_t t = ticket_.load(std::memory_order_acquire);
+  while (EpochOf(t) == epoch && NextOf(t) < SlicesOf(t)) {
+    if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    const int slice = static_cast<int>(NextOf(t));
+    const int slices = static_cast<int>(SlicesOf(t));
+    const int64_t begin = job_n_ * slice / slices;
+    const int64_t end = job_n_ * (slice + 1) / slices;
+    if (begin < end) (*job_)(begin, end, slice);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    t = ticket_.load(std::memory_order_acquire);
+  }
 }
 
-void ThreadPool::WorkerLoop(int index) {
-  uint64_t seen = 0;
+void ThreadPool::WorkerLoop() {
+  uint32_t seen = 0;  // the epoch at construction: a worker that starts late still sees later jobs and stop
   while (true) {
-    uint64_t epoch = epoch_.load(std::memory_order_acquire);
+    uint32_t epoch = EpochOf(ticket_.load(std::memory_order_acquire));
     for (int spin = 0; epoch == seen && spin < kSpinIterations; ++spin) {
       LEOAM_CPU_RELAX();
-      epoch = epoch_.load(std::memory_order_acquire);
+      epoch = EpochOf(ticket_.load(std::memory_order_acquire));
     }
     if (epoch == seen) {
       std::unique_lock<std::mutex> lock(sleep_mu_);
       sleepers_.fetch_add(1);
-      sleep_cv_.wait(lock, [&] { return epoch_.load() != seen; });
+      sleep_cv_.wait(lock, [&] { return EpochOf(ticket_.load()) != seen; });
       sleepers_.fetch_sub(1);
-      epoch = epoch_.load(std::memory_order_acquire);
+      epoch = EpochOf(ticket_.load(std::memory_order_acquire));
     }
     seen = epoch;
     if (stop_.load()) return;
-    if (index < job_slices_) RunSlice(index);
-    // Every worker acknowledges every job, so none can still be reading this job's fields when
-    // the next one is published.
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    RunSlices(epoch);
   }
 }
 
@@ -82,18 +92,17 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   }
   job_ = &fn;
   job_n_ = n;
-  job_slices_ = slices;
-  // Workers with index >= slices wake up, see no slice, acknowledge and go back to waiting.
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  // Publish first, then look for sleepers (both seq_cst): a worker registers as a sleeper before
-  // re-checking the epoch under the lock, so either it sees the new epoch or we see it and notify.
-  epoch_.fetch_add(1);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t epoch = EpochOf(ticket_.load(std::memory_order_relaxed)) + 1;
+  // Publish (seq_cst), then look for sleepers: a worker registers as a sleeper before re-checking
+  // the ticket under the lock, so either it sees the new epoch or we see it and notify.
+  ticket_.store((static_cast<uint64_t>(epoch) << 32) | (static_cast<uint64_t>(slices) << 16));
   if (sleepers_.load() > 0) {
     { std::lock_guard<std::mutex> lock(sleep_mu_); }
     sleep_cv_.notify_all();
   }
-  RunSlice(0);
-  while (pending_.load(std::memory_order_acquire) > 0) LEOAM_CPU_RELAX();
+  RunSlices(epoch);  // our share, plus every slice no worker has claimed yet
+  while (done_.load(std::memory_order_acquire) < slices) LEOAM_CPU_RELAX();
 }
 
 }  // namespace leoam

@@ -32,16 +32,22 @@ class ThreadPool {
   void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t min_per_thread = 1);
 
  private:
-  void WorkerLoop(int index);
-  void RunSlice(int slice);
+  void WorkerLoop();
+  // Claims and runs slices of the job published under `epoch` until none are left; returns
+  // false when that job is no longer current.
+  void RunSlices(uint32_t epoch);
 
   std::vector<std::thread> workers_;
-  // The current job, published by bumping epoch_.
+  // The current job. Its fields are written before ticket_ publishes it and stay unchanged
+  // until all its slices are done.
   const std::function<void(int64_t, int64_t, int)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  int job_slices_ = 0;
-  std::atomic<uint64_t> epoch_{0};
-  std::atomic<int> pending_{0};
+  // ticket_ = epoch (32 bits) | slices (16) | next unclaimed slice (16). Threads claim a slice by
+  // CAS, so a claim can only succeed for the job it read; the caller runs whatever slices the
+  // workers have not claimed yet, and waits only for claimed slices to finish, never for a worker
+  // that has not woken up (on a loaded machine that can take a scheduler slice).
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int> done_{0};
   std::atomic<bool> stop_{false};
   std::mutex sleep_mu_;
   std::condition_variable sleep_cv_;
