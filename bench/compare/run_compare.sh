@@ -7,7 +7,8 @@
 #          and bin/leoam-synth; nothing is built here)
 #   env:   THREADS="2 1"  REPS_SMALL=5  REPS_LARGE=3  LEOAM_SHARED=../shared  FLASH_ATTN=off
 #          QUIET_WAIT=0 (seconds to wait, before each row, for the machine to go quiet: fewer than
-#          QUIET_MAX=0.5 other runnable threads on average over 2 s; the table records what it was)
+#          QUIET_MAX=0.5 other runnable threads on average over 2 s). The table's last column says how
+#          many cores other processes kept busy during each engine's run: trust rows where it is ~0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -68,27 +69,46 @@ wait_quiet() {
   done
 }
 
+# CPU busy time of the whole machine, in clock ticks (user+nice+system+irq+softirq+steal).
+cpu_busy() { local a; read -r -a a < /proc/stat; echo $((a[1] + a[2] + a[3] + a[6] + a[7] + a[8])); }
+HZ=$(getconf CLK_TCK)
+TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
+# run_engine CMD...: sets OUT (its stdout) and OTHERS (average number of cores that OTHER processes
+# kept busy while it ran: machine busy time minus this command's own user+system time, over wall).
+run_engine() {
+  local TIMEFORMAT='%3R %3U %3S' b0 b1 wall user sys
+  b0=$(cpu_busy)
+  { time "$@" > "$TMP/out" 2>&3; } 3>&2 2> "$TMP/time"
+  b1=$(cpu_busy)
+  read -r wall user sys < "$TMP/time"
+  OUT=$(cat "$TMP/out")
+  OTHERS=$(awk -v d=$((b1 - b0)) -v hz="$HZ" -v w="$wall" -v u="$user" -v s="$sys" \
+           'BEGIN {o = (d / hz - u - s) / w; printf "%.2f", o < 0 ? 0 : o}')
+}
+
 # One row per (model, threads, prompt, decode): both engines, engine order alternating per row.
 rows=()
 order=0
 bench_row() {  # label model reps prompt decode threads
-  local label=$1 model=$2 reps=$3 prompt=$4 decode=$5 threads=$6 l r load busy
+  local label=$1 model=$2 reps=$3 prompt=$4 decode=$5 threads=$6 l r lo ro busy
   local args=(--model "$model" --label "$label" --prompt-tokens "$prompt" --decode-tokens "$decode"
               --threads "$threads" --reps "$reps" --header=false)
-  busy=$(wait_quiet); load=$(cut -d' ' -f1 /proc/loadavg)
+  busy=$(wait_quiet)
   if (( order++ % 2 == 0 )); then
-    l=$("${LLAMA[@]}" "${args[@]}"); r=$("$BIN/leoam-bench-runtime" "${args[@]}")
+    run_engine "${LLAMA[@]}" "${args[@]}"; l=$OUT lo=$OTHERS
+    run_engine "$BIN/leoam-bench-runtime" "${args[@]}"; r=$OUT ro=$OTHERS
   else
-    r=$("$BIN/leoam-bench-runtime" "${args[@]}"); l=$("${LLAMA[@]}" "${args[@]}")
+    run_engine "$BIN/leoam-bench-runtime" "${args[@]}"; r=$OUT ro=$OTHERS
+    run_engine "${LLAMA[@]}" "${args[@]}"; l=$OUT lo=$OTHERS
   fi
-  echo "  $label t=$threads pp$prompt/tg$decode  load avg $load, other runnable $busy" >&2
-  echo "    llama.cpp $l" >&2
-  echo "    LeoAM     $r" >&2
-  rows+=("$(awk -F'|' -v l="$l" -v r="$r" -v label="$label" -v t="$threads" -v p="$prompt" -v d="$decode" \
-    -v load="$load / $busy" 'BEGIN {
+  echo "  $label t=$threads pp$prompt/tg$decode  other runnable before: $busy" >&2
+  echo "    llama.cpp $l  others' CPU: $lo cores" >&2
+  echo "    LeoAM     $r  others' CPU: $ro cores" >&2
+  rows+=("$(awk -v l="$l" -v r="$r" -v label="$label" -v t="$threads" -v p="$prompt" -v d="$decode" \
+    -v noise="$lo / $ro" 'BEGIN {
       split(l, a, "|"); split(r, b, "|");
       printf "| %s | %s | %s | %s | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f | %s |",
-        label, t, p, d, a[6], b[6], b[6] / a[6], a[7], b[7], b[7] / a[7], load }')")
+        label, t, p, d, a[6], b[6], b[6] / a[6], a[7], b[7], b[7] / a[7], noise }')")
 }
 
 for t in $THREADS; do
@@ -102,10 +122,10 @@ for t in $THREADS; do
 done
 
 echo
-echo "| model | threads | prompt | decode | llama.cpp pp tok/s | LeoAM pp tok/s | pp LeoAM/llama.cpp | llama.cpp tg tok/s | LeoAM tg tok/s | tg LeoAM/llama.cpp | load avg / other runnable |"
+echo "| model | threads | prompt | decode | llama.cpp pp tok/s | LeoAM pp tok/s | pp LeoAM/llama.cpp | llama.cpp tg tok/s | LeoAM tg tok/s | tg LeoAM/llama.cpp | others' CPU (cores) llama.cpp / LeoAM |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "llama.cpp: node-llama-cpp $(node -p "require('$ROOT/bench/compare/node_modules/node-llama-cpp/package.json').version") prebuilt CPU binary," \
      "flash-attn $FLASH_ATTN, ubatch 512, F16 KV cache, timings from llama_perf_context. $(nproc) CPUs," \
-     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). before each row: 1-min load avg / other runnable threads (2 s avg)."
+     "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs). others' CPU: cores kept busy by other processes during each engine's run (0 = quiet; the machine has 2)."
