@@ -89,6 +89,24 @@ struct AttentionParams {
 // Workspace the caller passes to Attention().
 size_t AttentionWorkspaceBytes(const AttentionParams& params, int32_t num_threads);
 
+// Decode attention of ONE query token over a selection of KV pages (the LeoAM sparse attention):
+// an exact softmax over every token of the selected pages. A page holds page_size consecutive
+// tokens of one layer, all KV heads; K and V pages live in two pools indexed by slot id.
+struct PagedAttentionParams {
+  int32_t num_heads = 0;     // query heads
+  int32_t num_kv_heads = 0;  // num_heads % num_kv_heads == 0 (GQA)
+  int32_t head_dim = 0;
+  int32_t page_size = 0;     // tokens per page (P)
+  int32_t num_pages = 0;     // selected pages, >= 1
+  // Valid tokens of the LAST selected page, in [1, page_size]; every other selected page is full.
+  // (The caller lists pages in position order, so the partially filled newest page comes last.)
+  int32_t last_page_tokens = 0;
+  float scale = 0.0f;  // usually 1/sqrt(head_dim)
+};
+
+// Workspace the caller passes to PagedAttention() for a selection of up to `max_pages` pages.
+size_t PagedAttentionWorkspaceBytes(const PagedAttentionParams& params, int32_t max_pages, int32_t num_threads);
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -141,6 +159,17 @@ class Backend {
   //   workspace: AttentionWorkspaceBytes(params, num_threads()) bytes
   virtual absl::Status Attention(const AttentionParams& params, const float* q, const float* k, const float* v,
                                  float* out, void* workspace) = 0;
+
+  // Sparse decode attention over selected pages (one query token).
+  //   q:        [num_heads, head_dim]
+  //   k_pages:  [num_slots, page_size, num_kv_heads, head_dim] (slot pool)
+  //   v_pages:  [num_slots, page_size, num_kv_heads, head_dim]
+  //   page_ids: [num_pages] slot ids, in position order (int32, backend memory)
+  //   out:      [num_heads, head_dim]
+  //   workspace: PagedAttentionWorkspaceBytes(params, >= num_pages, num_threads()) bytes
+  virtual absl::Status PagedAttention(const PagedAttentionParams& params, const float* q, const float* k_pages,
+                                      const float* v_pages, const int32_t* page_ids, float* out,
+                                      void* workspace) = 0;
 
   virtual int32_t num_threads() const { return 1; }
 };

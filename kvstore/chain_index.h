@@ -26,6 +26,11 @@ struct PageInfo {
   uint8_t encoding = 0;
   uint32_t payload_bytes = 0;
   uint32_t abstract_bytes = 0;
+  // Write sequence number keying the payload in the disk tier's pages column family (see
+  // disk_tier.h); 0 for pages written before sequence keys existed.
+  uint64_t disk_seq = 0;
+  // CRC32C of the payload (kvstore/crc32c.h); meaningful when disk_seq != 0.
+  uint32_t payload_crc = 0;
 };
 
 class ChainIndex {

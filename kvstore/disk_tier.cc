@@ -1,9 +1,15 @@
 #include "kvstore/disk_tier.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/strings/str_format.h"
 #include "common/log.h"
+#include "kvstore/crc32c.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
@@ -17,8 +23,24 @@ namespace {
 
 enum Cf { kDefault = 0, kPages = 1, kAbstracts = 2, kMeta = 3 };
 constexpr std::string_view kFingerprintPrefix = "fp/";
-constexpr uint8_t kMetaVersion = 1;
-constexpr size_t kMetaBytes = 1 + 1 + kHashBytes + 1 + 4 + 4;
+// Version 1: no disk_seq (payload keyed by the page key); version 2 appends disk_seq (8) and
+// payload_crc (4).
+constexpr uint8_t kMetaVersion = 2;
+constexpr size_t kMetaV1Bytes = 1 + 1 + kHashBytes + 1 + 4 + 4;
+constexpr size_t kMetaBytes = kMetaV1Bytes + 8 + 4;
+
+// Key of a payload in the pages column family: fp_id | disk_seq (8, big-endian) | page key
+// (which starts with fp_id again; kept whole so the key is self-describing). disk_seq 0: the
+// legacy key, the page key alone.
+std::string PayloadKey(const DiskPageRef& p) {
+  std::string page_key = EncodePageKey(p.key);
+  if (p.disk_seq == 0) return page_key;
+  std::string s(12, '\0');
+  PutBigEndian32(p.key.node.fp_id, s.data());
+  PutBigEndian32(static_cast<uint32_t>(p.disk_seq >> 32), s.data() + 4);
+  PutBigEndian32(static_cast<uint32_t>(p.disk_seq), s.data() + 8);
+  return s + page_key;
+}
 
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -38,11 +60,15 @@ std::string EncodeMeta(const std::optional<Hash128>& parent, const PageInfo& inf
   s[2 + kHashBytes] = static_cast<char>(info.encoding);
   PutBigEndian32(info.payload_bytes, s.data() + 3 + kHashBytes);
   PutBigEndian32(info.abstract_bytes, s.data() + 7 + kHashBytes);
+  PutBigEndian32(static_cast<uint32_t>(info.disk_seq >> 32), s.data() + kMetaV1Bytes);
+  PutBigEndian32(static_cast<uint32_t>(info.disk_seq), s.data() + kMetaV1Bytes + 4);
+  PutBigEndian32(info.payload_crc, s.data() + kMetaV1Bytes + 8);
   return s;
 }
 
 bool DecodeMeta(std::string_view s, std::optional<Hash128>* parent, PageInfo* info) {
-  if (s.size() != kMetaBytes || static_cast<uint8_t>(s[0]) != kMetaVersion) return false;
+  const uint8_t version = s.empty() ? 0 : static_cast<uint8_t>(s[0]);
+  if (!(version == 1 && s.size() == kMetaV1Bytes) && !(version == 2 && s.size() == kMetaBytes)) return false;
   if (s[1] != 0) {
     Hash128 h;
     std::memcpy(h.bytes.data(), s.data() + 2, kHashBytes);
@@ -53,6 +79,10 @@ bool DecodeMeta(std::string_view s, std::optional<Hash128>* parent, PageInfo* in
   info->encoding = static_cast<uint8_t>(s[2 + kHashBytes]);
   info->payload_bytes = GetBigEndian32(s.data() + 3 + kHashBytes);
   info->abstract_bytes = GetBigEndian32(s.data() + 7 + kHashBytes);
+  info->disk_seq = version == 1 ? 0
+                                : (uint64_t{GetBigEndian32(s.data() + kMetaV1Bytes)} << 32) |
+                                      GetBigEndian32(s.data() + kMetaV1Bytes + 4);
+  info->payload_crc = version == 1 ? 0 : GetBigEndian32(s.data() + kMetaV1Bytes + 8);
   return true;
 }
 
@@ -62,6 +92,18 @@ std::string EncodeFingerprintValue(const FingerprintRecord& r) {
                               r.layout.num_kv_heads, r.layout.head_dim, r.layout.dtype};
   for (int i = 0; i < 6; ++i) PutBigEndian32(fields[i], s.data() + 4 * i);
   return s;
+}
+
+// Whether files in `dir` can be opened with O_DIRECT (tmpfs, for one, refuses it with EINVAL).
+bool DirectIoWorks(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string probe = dir + "/.direct_io_probe";
+  const int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+  const int err = errno;
+  if (fd >= 0) ::close(fd);
+  ::unlink(probe.c_str());
+  return fd >= 0 || err != EINVAL;
 }
 
 }  // namespace
@@ -85,6 +127,12 @@ absl::Status DiskTier::Init(const DiskTierOptions& options) {
   // Pages of a chain are written together, so they sit next to each other in a blob file and are
   // read in that order: let the kernel read ahead instead of advising random access.
   db_options.advise_random_on_open = false;
+  db_options.use_direct_reads = options.direct_reads;
+  if (options.direct_reads && !DirectIoWorks(options.path)) {
+    LEOAM_LOG(WARNING, "%s does not support O_DIRECT (tmpfs?); the disk tier reads through the page cache",
+              options.path);
+    db_options.use_direct_reads = false;
+  }
 
   // One block cache for every column family: abstracts and metadata are small and hot.
   rocksdb::BlockBasedTableOptions table;
@@ -172,19 +220,20 @@ absl::Status DiskTier::ScanPages(
   return FromRocks(it->status(), "scanning page metadata");
 }
 
-absl::Status DiskTier::Write(absl::Span<const PageWrite> puts, absl::Span<const PageKey> deletes) {
+absl::Status DiskTier::Write(absl::Span<const PageWrite> puts, absl::Span<const DiskPageRef> deletes) {
   rocksdb::WriteBatch batch;
   uint64_t bytes = 0;
-  for (const PageKey& key : deletes) {
-    const std::string k = EncodePageKey(key);
-    for (int cf : {kPages, kAbstracts, kMeta}) {
-      rocksdb::Status s = batch.Delete(handles_[cf], k);
-      if (!s.ok()) return FromRocks(s, "building a write batch");
+  for (const DiskPageRef& d : deletes) {
+    const std::string k = EncodePageKey(d.key);
+    rocksdb::Status s = batch.Delete(handles_[kPages], PayloadKey(d));
+    for (int cf : {kAbstracts, kMeta}) {
+      if (s.ok()) s = batch.Delete(handles_[cf], k);
     }
+    if (!s.ok()) return FromRocks(s, "building a write batch");
   }
   for (const PageWrite& p : puts) {
     const std::string k = EncodePageKey(p.key);
-    rocksdb::Status s = batch.Put(handles_[kPages], k,
+    rocksdb::Status s = batch.Put(handles_[kPages], PayloadKey(DiskPageRef{p.key, p.info.disk_seq}),
                                   rocksdb::Slice(reinterpret_cast<const char*>(p.payload), p.info.payload_bytes));
     if (s.ok()) s = batch.Put(handles_[kAbstracts], k, rocksdb::Slice(p.abstract.data(), p.abstract.size()));
     if (s.ok()) s = batch.Put(handles_[kMeta], k, EncodeMeta(p.parent, p.info));
@@ -211,16 +260,62 @@ absl::Status DiskTier::DeleteFingerprintPages(uint32_t fp_id) {
   return FromRocks(db_->Write(wo, &batch), "deleting a fingerprint's pages");
 }
 
-absl::Status DiskTier::ReadPage(const PageKey& key, uint8_t* dst, size_t length) {
-  rocksdb::PinnableSlice value;
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), handles_[kPages], EncodePageKey(key), &value);
-  if (!s.ok()) return FromRocks(s, "reading a page");
-  if (value.size() != length) {
-    return absl::DataLossError(absl::StrFormat("stored page has %d bytes, metadata says %d", value.size(), length));
+absl::Status DiskTier::ReadPage(const PageKey& key, const PageInfo& info, uint8_t* dst) {
+  std::vector<absl::Status> st;
+  ReadPages({key}, {info}, {dst}, &st);
+  return st[0];
+}
+
+namespace {
+
+// Checks a read payload: length, and our CRC32C for pages that carry one.
+absl::Status CheckPayload(const rocksdb::Slice& value, const PageInfo& info) {
+  if (value.size() != info.payload_bytes) {
+    return absl::DataLossError(
+        absl::StrFormat("stored page has %d bytes, metadata says %d", value.size(), info.payload_bytes));
   }
-  std::memcpy(dst, value.data(), length);
-  read_bytes_.fetch_add(length, std::memory_order_relaxed);
+  if (info.disk_seq != 0 && Crc32c(value.data(), value.size()) != info.payload_crc) {
+    return absl::DataLossError("stored page payload fails its CRC32C check");
+  }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+void DiskTier::ReadPages(absl::Span<const PageKey> keys, absl::Span<const PageInfo> infos,
+                         absl::Span<uint8_t* const> dsts, std::vector<absl::Status>* statuses) {
+  statuses->assign(keys.size(), absl::OkStatus());
+  if (keys.empty()) return;
+  std::vector<std::string> key_bytes;
+  key_bytes.reserve(keys.size());
+  bool legacy = false;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    key_bytes.push_back(PayloadKey(DiskPageRef{keys[i], infos[i].disk_seq}));
+    legacy |= infos[i].disk_seq == 0;
+  }
+  std::vector<rocksdb::Slice> slices(key_bytes.begin(), key_bytes.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> rs(keys.size());
+  rocksdb::ReadOptions ro;
+  // Our own (hardware) CRC32C covers pages with a disk_seq; pages from before it existed have
+  // only RocksDB's blob checksum, so verify that when any is in the batch.
+  ro.verify_checksums = legacy;
+  db_->MultiGet(ro, handles_[kPages], keys.size(), slices.data(), values.data(), rs.data());
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!rs[i].ok()) {
+      (*statuses)[i] = FromRocks(rs[i], "reading a page");
+      continue;
+    }
+    (*statuses)[i] = CheckPayload(values[i], infos[i]);
+    if (!(*statuses)[i].ok()) {
+      LEOAM_LOG(ERROR, "disk tier: %s", (*statuses)[i].ToString());
+      continue;
+    }
+    std::memcpy(dsts[i], values[i].data(), infos[i].payload_bytes);
+    bytes += infos[i].payload_bytes;
+  }
+  read_bytes_.fetch_add(bytes, std::memory_order_relaxed);
 }
 
 absl::Status DiskTier::ReadAbstracts(absl::Span<const PageKey> keys, std::vector<std::optional<std::string>>* out) {

@@ -1,5 +1,10 @@
 // DiskTier: the persistent tier, a RocksDB database with four column families:
-//   pages      page key -> payload bytes (BlobDB: values >= min_blob_bytes live in blob files)
+//   pages      fp_id | write sequence number | page key -> payload bytes (BlobDB: values >=
+//              min_blob_bytes live in blob files). BlobDB writes blob files at flush, in key
+//              order: keying payloads by write order keeps the pages of a chain, put together,
+//              next to each other in a blob file, so a fetch of them reads the file sequentially
+//              (keyed by hash alone they were scattered over the file: random 64 KiB reads).
+//              Pages written before this change keep their old 24-byte key (disk_seq 0).
 //   abstracts  page key -> abstract blob (small, hot; zstd-compressed SSTs)
 //   meta       page key -> PageMeta (parent hash, encoding, sizes; the index is rebuilt from it)
 //   default    "fp/<fingerprint>" -> fingerprint id + layout
@@ -38,6 +43,10 @@ struct DiskTierOptions {
   uint64_t min_blob_bytes = 512;   // page values at least this large go to blob files
   int background_jobs = 2;         // RocksDB flush + compaction threads
   uint64_t block_cache_bytes = 128ull << 20;  // LRU cache of SST blocks (abstracts, metadata, blob indexes)
+  // O_DIRECT reads of SSTs and blob files. With it, ReadPages' MultiGet merges the blobs of
+  // consecutive pages (written together, so adjacent in a blob file) into one large read, and
+  // pages do not pass through (and evict others from) the page cache. Default on.
+  bool direct_reads = true;
 };
 
 struct FingerprintRecord {
@@ -46,7 +55,13 @@ struct FingerprintRecord {
   Layout layout;
 };
 
-// One page to write.
+// A stored page as the disk tier addresses it.
+struct DiskPageRef {
+  PageKey key;
+  uint64_t disk_seq = 0;  // PageInfo::disk_seq
+};
+
+// One page to write (info.disk_seq: a number no other stored page of the fingerprint has, >= 1).
 struct PageWrite {
   PageKey key;
   std::optional<Hash128> parent;
@@ -70,13 +85,21 @@ class DiskTier {
   absl::Status ScanPages(const std::function<void(const PageKey&, const std::optional<Hash128>&, const PageInfo&)>& fn);
 
   // Writes `puts` and deletes every column family's entry of `deletes`, atomically.
-  absl::Status Write(absl::Span<const PageWrite> puts, absl::Span<const PageKey> deletes);
+  absl::Status Write(absl::Span<const PageWrite> puts, absl::Span<const DiskPageRef> deletes);
   // Deletes every page of a fingerprint (its record stays).
   absl::Status DeleteFingerprintPages(uint32_t fp_id);
 
   // Copies a page's payload into dst (exactly `length` bytes). NOT_FOUND if absent, DATA_LOSS if
   // the stored length differs.
-  absl::Status ReadPage(const PageKey& key, uint8_t* dst, size_t length);
+  // info: the page's PageInfo as written (payload_bytes, disk_seq, payload_crc). Pages with a
+  // disk_seq are checked against payload_crc (DATA_LOSS on mismatch) with our hardware CRC32C
+  // instead of RocksDB's software one; older pages keep RocksDB's blob checksum.
+  absl::Status ReadPage(const PageKey& key, const PageInfo& info, uint8_t* dst);
+  // Reads many pages with one RocksDB MultiGet (blob reads of one file are sorted, batched and,
+  // with direct_reads, merged). dsts[i] receives exactly infos[i].payload_bytes bytes;
+  // (*statuses)[i] is OK, NOT_FOUND or DATA_LOSS as for ReadPage.
+  void ReadPages(absl::Span<const PageKey> keys, absl::Span<const PageInfo> infos, absl::Span<uint8_t* const> dsts,
+                 std::vector<absl::Status>* statuses);
   // Abstracts of pages; nullopt where absent.
   absl::Status ReadAbstracts(absl::Span<const PageKey> keys, std::vector<std::optional<std::string>>* out);
 

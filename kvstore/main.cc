@@ -1,4 +1,5 @@
 // leoam-kvstore: the KV page store process (shared-memory arena + RocksDB tier) behind gRPC.
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -45,9 +46,12 @@ ABSL_FLAG(int, io_threads, 4,
           "Threads that read pages from the disk tier into the arena (fetch misses run in parallel on them; "
           "Prefetch runs on them in the background). Blocking I/O wants more threads than cores.");
 ABSL_FLAG(std::string, durability, "async",
-          "When a put is acknowledged. sync: its WAL record is fsynced before the reply (survives power loss; "
-          "slower). async: its WAL record is written to the OS page cache before the reply (survives a crash or "
-          "kill -9 of leoam-kvstore, not a crash of the machine).");
+          "When a put is acknowledged. Every put is one RocksDB write batch whose WAL record holds the page "
+          "payloads themselves (BlobDB moves payloads into blob files only when the memtable is flushed), so each "
+          "payload byte reaches the disk twice: WAL, then blob file. sync: the WAL record is fsynced before the "
+          "reply (concurrent puts share one fsync); survives power loss. async: the WAL record is in the OS page "
+          "cache before the reply; survives a crash or kill -9 of leoam-kvstore, not a crash of the machine (the "
+          "last puts may then be lost, whole: never a partial page).");
 ABSL_FLAG(int64_t, lease_timeout_ms, 60000,
           "Pages handed out by FetchPages stay pinned (their arena memory is not reused) until Release or this "
           "many milliseconds; uncommitted staging buffers are reclaimed after the same time.");
@@ -55,6 +59,9 @@ ABSL_FLAG(int64_t, session_timeout_s, 600, "Sessions idle this long are closed (
 ABSL_FLAG(bool, compress_pages, false,
           "zstd-compress page blobs on disk. Off by default: fp16 and quantized KV rarely shrink enough to pay "
           "for the CPU; abstracts and metadata are always zstd-compressed.");
+ABSL_FLAG(bool, direct_reads, true,
+          "Read the disk tier with O_DIRECT: the pages of one fetch that lie next to each other in a blob file "
+          "are read with one large read, and pages do not pass through the page cache.");
 ABSL_FLAG(int, max_pages_per_request, 4096, "Most pages (or sizes, or leases) one request may carry.");
 
 namespace {
@@ -86,6 +93,11 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Disk reads allocate page-sized and multi-MiB buffers (RocksDB's direct-I/O buffers, blob
+  // values). Above glibc's default mmap threshold every such buffer is a fresh mmap: page faults
+  // and zeroing per read, then munmap. Keep them in the heap so freed memory is reused.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   leoam::ParseFlags(argc, argv,
       "The LeoAM KV page store (shared-memory arena + RocksDB disk tier) behind gRPC.\n"
       "Usage: leoam-kvstore --data_dir=/var/lib/leoam/kv [--listen=unix:///run/leoam/kvstore.sock] "
@@ -114,6 +126,7 @@ int main(int argc, char** argv) {
   options.lease_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_lease_timeout_ms));
   options.session_timeout = absl::Seconds(absl::GetFlag(FLAGS_session_timeout_s));
   options.compress_pages = absl::GetFlag(FLAGS_compress_pages);
+  options.direct_reads = absl::GetFlag(FLAGS_direct_reads);
   options.max_pages_per_request = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_pages_per_request));
 
   // Signals are taken by a dedicated thread (sigwait), so block them before any thread starts.

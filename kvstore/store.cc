@@ -67,6 +67,7 @@ absl::Status Store::Init() {
   dopt.path = options_.data_dir;
   dopt.sync_writes = options_.durability == Durability::kSync;
   dopt.compress_pages = options_.compress_pages;
+  dopt.direct_reads = options_.direct_reads;
   ASSIGN_OR_RETURN(disk_, DiskTier::Open(dopt));
   // One arena file per data dir: a restarted server replaces the file its killed predecessor left.
   const std::string arena_path = absl::StrFormat("%s/leoam-kvstore-%016x.arena", options_.arena_dir,
@@ -88,6 +89,7 @@ absl::Status Store::LoadIndex() {
   };
   absl::flat_hash_map<NodeKey, Loaded> nodes;
   RETURN_IF_ERROR(disk_->ScanPages([&](const PageKey& k, const std::optional<Hash128>& parent, const PageInfo& info) {
+    next_disk_seq_ = std::max(next_disk_seq_, info.disk_seq + 1);
     Loaded& n = nodes[k.node];
     if (n.layers.empty()) n.parent = parent;
     n.layers.emplace_back(k.layer, info);
@@ -101,7 +103,7 @@ absl::Status Store::LoadIndex() {
   }
   // Insert parents before children; a node whose ancestry does not reach a chain start (or whose
   // fingerprint is unknown) is an orphan and is deleted, to keep "present implies predecessors present".
-  std::vector<PageKey> orphans;
+  std::vector<DiskPageRef> orphans;
   absl::flat_hash_set<NodeKey> done, bad;
   for (const auto& [start, unused] : nodes) {
     std::vector<NodeKey> path;
@@ -124,7 +126,7 @@ absl::Status Store::LoadIndex() {
     for (auto p = path.rbegin(); p != path.rend(); ++p) {
       if (!ok) {
         bad.insert(*p);
-        for (const auto& [layer, info] : nodes[*p].layers) orphans.push_back(PageKey{*p, layer});
+        for (const auto& [layer, info] : nodes[*p].layers) orphans.push_back(DiskPageRef{PageKey{*p, layer}, info.disk_seq});
         continue;
       }
       const Loaded& n = nodes[*p];
@@ -151,7 +153,7 @@ Store::~Store() {
 }
 
 void Store::LoadIntoMemory(const LoadTask& task) {
-  absl::Status s = disk_->ReadPage(task.key, arena_file_.data() + task.offset, task.info.payload_bytes);
+  absl::Status s = disk_->ReadPage(task.key, task.info, arena_file_.data() + task.offset);
   absl::MutexLock l(&mu_);
   loading_.erase(task.key);
   const PageInfo* still = index_.FindPage(task.key);
@@ -234,11 +236,11 @@ std::optional<uint64_t> Store::AllocateBlock(uint64_t length) {
   }
 }
 
-std::vector<PageKey> Store::ForgetLeaf(const NodeKey& key) {
-  std::vector<PageKey> keys;
+std::vector<DiskPageRef> Store::ForgetLeaf(const NodeKey& key) {
+  std::vector<DiskPageRef> keys;
   for (const auto& [layer, info] : index_.RemoveLeaf(key)) {
-    keys.push_back(PageKey{key, layer});
-    memory_.Erase(keys.back());
+    keys.push_back(DiskPageRef{PageKey{key, layer}, info.disk_seq});
+    memory_.Erase(keys.back().key);
   }
   return keys;
 }
@@ -401,7 +403,7 @@ absl::Status Store::Stats(const v1::StatsRequest& req, v1::StatsResponse* resp) 
 
 absl::Status Store::Drop(const v1::DropRequest& req, v1::DropResponse* resp) {
   absl::MutexLock wl(&write_mu_);
-  std::vector<PageKey> deleted;
+  std::vector<DiskPageRef> deleted;
   uint32_t fp_id = 0;
   {
     absl::MutexLock l(&mu_);
@@ -424,7 +426,7 @@ absl::Status Store::Drop(const v1::DropRequest& req, v1::DropResponse* resp) {
     for (const NodeKey& root : roots) {
       std::vector<NodeKey> sub = index_.Subtree(root);
       for (auto it = sub.rbegin(); it != sub.rend(); ++it) {
-        std::vector<PageKey> keys = ForgetLeaf(*it);
+        std::vector<DiskPageRef> keys = ForgetLeaf(*it);
         deleted.insert(deleted.end(), keys.begin(), keys.end());
       }
     }

@@ -59,6 +59,7 @@ struct StoreOptions {
   absl::Duration lease_timeout = absl::Seconds(60);    // leases and staging buffers
   absl::Duration session_timeout = absl::Minutes(10);  // idle sessions are closed
   bool compress_pages = false;                // zstd on page blobs
+  bool direct_reads = true;                   // O_DIRECT disk-tier reads (see DiskTierOptions)
   uint32_t max_pages_per_request = 4096;      // pages / sizes / leases in one request
   uint32_t max_chain_length = 1u << 18;       // hashes in one LookupPrefix
   uint32_t max_sessions = 1024;
@@ -129,8 +130,8 @@ class Store {
   // Allocates an arena block, evicting unpinned memory-tier pages as needed.
   std::optional<uint64_t> AllocateBlock(uint64_t length) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UnrefAll(const std::vector<uint64_t>& offsets) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Removes a node from the index and the memory tier; returns its page keys.
-  std::vector<PageKey> ForgetLeaf(const NodeKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes a node from the index and the memory tier; returns its pages (to delete on disk).
+  std::vector<DiskPageRef> ForgetLeaf(const NodeKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseSession(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Background load of one page into the memory tier (Prefetch).
   void LoadIntoMemory(const LoadTask& task);
@@ -152,6 +153,8 @@ class Store {
   absl::flat_hash_map<std::string, Fingerprint> fingerprints_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, Layout> layouts_ ABSL_GUARDED_BY(mu_);  // by fp_id
   uint32_t next_fp_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Next PageInfo::disk_seq: pages get increasing numbers in put order (see disk_tier.h).
+  uint64_t next_disk_seq_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_set<PageKey> loading_ ABSL_GUARDED_BY(mu_);
   // Puts in flight (between validation and publication), so that puts can write concurrently
   // (RocksDB groups their WAL writes and fsyncs) without breaking the chain invariant.

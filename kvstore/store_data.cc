@@ -6,6 +6,7 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "kvstore/crc32c.h"
 #include "kvstore/store.h"
 
 namespace leoam::kvstore {
@@ -187,7 +188,7 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
       w.key = key;
       w.parent = parent;
       w.info = PageInfo{static_cast<uint8_t>(enc), static_cast<uint32_t>(p.length()),
-                        static_cast<uint32_t>(p.abstract().size())};
+                        static_cast<uint32_t>(p.abstract().size()), next_disk_seq_++};
       w.payload = arena_file_.data() + p.staging_offset();
       w.abstract = p.abstract();
       writes.push_back(w);
@@ -225,13 +226,13 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
   };
 
   // Make room on disk: drop least recently used leaves (never a node a put in flight needs).
-  std::vector<PageKey> deletes;
+  std::vector<DiskPageRef> deletes;
   {
     absl::MutexLock l(&mu_);
     while (index_.bytes() + inflight_bytes_ > options_.disk_limit_bytes) {
       std::optional<NodeKey> victim = index_.LruLeaf(inflight_nodes_);
       if (!victim.has_value()) break;
-      std::vector<PageKey> keys = ForgetLeaf(*victim);
+      std::vector<DiskPageRef> keys = ForgetLeaf(*victim);
       disk_evictions_ += keys.size();
       deletes.insert(deletes.end(), keys.begin(), keys.end());
     }
@@ -248,6 +249,8 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
     }
   }
 
+  // Our own checksum (hardware CRC32C), checked when the page is read back (disk_tier.h).
+  for (PageWrite& w : writes) w.info.payload_crc = Crc32c(w.payload, w.info.payload_bytes);
   absl::Status s = disk_->Write(writes, deletes);
 
   absl::MutexLock l(&mu_);
@@ -318,7 +321,17 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
     absl::MutexLock l(&mu_);
     ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
     session_id = session.first;
+    if (static_cast<uint32_t>(req.release_lease_ids_size()) > options_.max_pages_per_request) {
+      return absl::ResourceExhaustedError("too many release_lease_ids in one FetchPages");
+    }
+    absl::flat_hash_set<uint64_t> releases;
+    for (uint64_t id : req.release_lease_ids()) {
+      if (!leases_.Owns(id, session_id)) return absl::NotFoundError(absl::StrFormat("unknown lease %d", id));
+      if (!releases.insert(id).second) return absl::InvalidArgumentError(absl::StrFormat("lease %d listed twice", id));
+    }
     RETURN_IF_ERROR(ParsePageKeys(req.pages(), session.second->fp_id, session.second->layout, &keys));
+    // Released first: the fetch may need the arena space they pinned.
+    for (uint64_t id : releases) UnrefAll(leases_.Release(id));
     std::vector<uint64_t> taken;
     for (size_t i = 0; i < keys.size(); ++i) {
       const PageInfo* info = index_.FindPage(keys[i]);
@@ -358,14 +371,26 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
   for (size_t i = 0; i < keys.size(); ++i) {
     if (pending[i].from_disk) reads.push_back(i);
   }
-  // Each I/O thread reads one contiguous slice in order (pages of a chain sit next to each other
-  // in a blob file, so every slice stays a sequential stream for the kernel's readahead).
-  const size_t slices = std::min<size_t>(reads.size(), static_cast<size_t>(options_.io_threads));
+  // Each I/O thread reads one contiguous slice with one MultiGet (pages of a chain sit next to
+  // each other in a blob file, so a slice's blobs merge into few large reads). Slices of at least
+  // kMinPagesPerSlice pages keep those reads large; several slices keep several in flight.
+  constexpr size_t kMinPagesPerSlice = 8;
+  const size_t slices = std::min<size_t>((reads.size() + kMinPagesPerSlice - 1) / kMinPagesPerSlice,
+                                         static_cast<size_t>(options_.io_threads));
   auto read_slice = [&](size_t k) {
-    for (size_t j = k * reads.size() / slices; j < (k + 1) * reads.size() / slices; ++j) {
+    const size_t begin = k * reads.size() / slices, end = (k + 1) * reads.size() / slices;
+    std::vector<PageKey> slice_keys;
+    std::vector<PageInfo> infos;
+    std::vector<uint8_t*> dsts;
+    for (size_t j = begin; j < end; ++j) {
       const size_t i = reads[j];
-      read_status[i] = disk_->ReadPage(keys[i], arena_file_.data() + pending[i].offset, pending[i].info.payload_bytes);
+      slice_keys.push_back(keys[i]);
+      infos.push_back(pending[i].info);
+      dsts.push_back(arena_file_.data() + pending[i].offset);
     }
+    std::vector<absl::Status> st;
+    disk_->ReadPages(slice_keys, infos, dsts, &st);
+    for (size_t j = begin; j < end; ++j) read_status[reads[j]] = std::move(st[j - begin]);
   };
   if (slices == 1) {
     read_slice(0);

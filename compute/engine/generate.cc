@@ -38,7 +38,18 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
   // prompt + max_tokens - 1 positions at most.
   const int32_t capacity =
       std::min<int64_t>(limit, static_cast<int64_t>(prompt_len) + std::max(options.max_tokens - 1, 0));
-  ASSIGN_OR_RETURN(KvCache cache, KvCache::Create(model.backend(), config, capacity));
+  std::unique_ptr<KvSequence> cache_owner;
+  PagedKvSequence* paged = nullptr;
+  if (options.paged_kv.has_value()) {
+    ASSIGN_OR_RETURN(std::unique_ptr<PagedKvSequence> seq,
+                     PagedKvSequence::Create(model.backend(), config, capacity, *options.paged_kv));
+    paged = seq.get();
+    cache_owner = std::move(seq);
+  } else {
+    ASSIGN_OR_RETURN(KvCache dense, KvCache::Create(model.backend(), config, capacity));
+    cache_owner = std::make_unique<KvCache>(std::move(dense));
+  }
+  KvSequence& cache = *cache_owner;
 
   auto is_stop = [&](int32_t id) {
     if (std::find(options.stop_tokens.begin(), options.stop_tokens.end(), id) != options.stop_tokens.end()) return true;
@@ -58,6 +69,7 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
     result.prompt_logits = logits;
   }
 
+  if (paged != nullptr) paged->BeginDecode();
   start = absl::Now();
   int32_t position = prompt_len;
   result.finish_reason = FinishReason::kLength;
@@ -80,6 +92,7 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
     ++position;
   }
   result.decode_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  if (paged != nullptr) result.kv_stats = paged->stats();
   return result;
 }
 

@@ -4,11 +4,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "compute/engine/paged_kv.h"
 #include "compute/model/llama_model.h"
 #include "compute/sampling/sampler.h"
 #include "compute/tokenizer/tokenizer.h"
@@ -28,6 +30,9 @@ struct GenerateOptions {
   std::vector<int32_t> stop_tokens;
   // Keep the logits of every prompt position in GenerateResult::prompt_logits.
   bool keep_prompt_logits = false;
+  // KV storage: unset runs the dense contiguous KvCache (mode `dense`, the reference); set runs
+  // the paged LeoAM sequence with its selection mode and budget (prefill stays exact).
+  std::optional<PagedKvOptions> paged_kv{};
 };
 
 enum class FinishReason { kLength, kStop, kContextFull };
@@ -40,6 +45,7 @@ struct GenerateResult {
   double prefill_seconds = 0.0;  // prompt forward pass, including the first token's logits
   double decode_seconds = 0.0;   // every later forward pass and sampling step
   std::vector<float> prompt_logits;  // [prompt_tokens, vocab] when keep_prompt_logits
+  PagedKvStats kv_stats;             // with paged_kv: decode-time selection counters
 };
 
 // Runs `prompt` (token ids, BOS included if wanted) through `model`. `tokenizer` may be null (then

@@ -45,6 +45,8 @@ absl::Status LlamaModel::EnsureScratch(int32_t tokens) {
   ASSIGN_OR_RETURN(s.x, backend_.Allocate(size_t{1} * tokens * c.dim * f));
   ASSIGN_OR_RETURN(s.xn, backend_.Allocate(size_t{1} * tokens * std::max(c.dim, c.q_dim()) * f));
   ASSIGN_OR_RETURN(s.q, backend_.Allocate(size_t{1} * tokens * c.q_dim() * f));
+  ASSIGN_OR_RETURN(s.k, backend_.Allocate(size_t{1} * tokens * c.kv_dim() * f));
+  ASSIGN_OR_RETURN(s.v, backend_.Allocate(size_t{1} * tokens * c.kv_dim() * f));
   ASSIGN_OR_RETURN(s.att, backend_.Allocate(size_t{1} * tokens * c.q_dim() * f));
   ASSIGN_OR_RETURN(s.gate, backend_.Allocate(size_t{1} * tokens * c.ffn_dim * f));
   ASSIGN_OR_RETURN(s.up, backend_.Allocate(size_t{1} * tokens * c.ffn_dim * f));
@@ -55,7 +57,7 @@ absl::Status LlamaModel::EnsureScratch(int32_t tokens) {
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::Forward(std::span<const int32_t> tokens, int32_t start_position, KvCache& cache,
+absl::Status LlamaModel::Forward(std::span<const int32_t> tokens, int32_t start_position, KvSequence& cache,
                                  bool all_logits, float* logits) {
   const int32_t n = static_cast<int32_t>(tokens.size());
   if (n == 0) return absl::InvalidArgumentError("Forward: no tokens");
@@ -80,7 +82,7 @@ absl::Status LlamaModel::Forward(std::span<const int32_t> tokens, int32_t start_
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t start, KvCache& cache,
+absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t start, KvSequence& cache,
                                       bool all_logits, float* logits) {
   const ModelConfig& c = config_;
   const int32_t n = static_cast<int32_t>(tokens.size());
@@ -111,9 +113,10 @@ absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t s
   RETURN_IF_ERROR(b.Embed(weights_.token_embd, ids, n, x));
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
-    // New keys and values go straight into their cache rows.
-    float* k = cache.k(l) + static_cast<size_t>(start) * c.kv_dim();
-    float* v = cache.v(l) + static_cast<size_t>(start) * c.kv_dim();
+    // New keys and values go straight into their cache rows when the sequence allows it.
+    const KvSequence::Rows rows = cache.InPlaceRows(l, start, n);
+    float* k = rows.k != nullptr ? rows.k : scratch_.k.as<float>();
+    float* v = rows.v != nullptr ? rows.v : scratch_.v.as<float>();
 
     RETURN_IF_ERROR(b.RmsNorm(x, w.attn_norm, n, c.dim, c.rms_eps, xn));
     RETURN_IF_ERROR(b.MatMul(xn, w.wq, n, q));
@@ -130,7 +133,8 @@ absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t s
     }
     RETURN_IF_ERROR(b.Rope(q, pos, n, c.num_heads, c.head_dim, rope_));
     RETURN_IF_ERROR(b.Rope(k, pos, n, c.num_kv_heads, c.head_dim, rope_));
-    RETURN_IF_ERROR(b.Attention(attn, q, cache.k(l), cache.v(l), att, scratch_.attn_workspace.data()));
+    RETURN_IF_ERROR(cache.Append(l, start, n, k, v));
+    RETURN_IF_ERROR(cache.Attend(l, attn, q, att, scratch_.attn_workspace.data()));
     RETURN_IF_ERROR(b.MatMul(att, w.wo, n, xn));
     RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
 

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "compute/gguf/gguf_file.h"
 #include "compute/model/kv_cache.h"
+#include "compute/model/kv_sequence.h"
 #include "compute/model/model_config.h"
 #include "compute/model/model_weights.h"
 #include "kernels/backend.h"
@@ -36,9 +37,10 @@ class LlamaModel {
   kernels::Backend& backend() const { return backend_; }
 
   // Runs `tokens` at positions [start_position, start_position + n); `cache` must already hold
-  // positions [0, start_position) and have room for the new ones.
+  // positions [0, start_position) and have room for the new ones. Each layer's new keys/values go
+  // to cache.Append and its attention comes from cache.Attend (dense KvCache, or a paged sequence).
   // logits: host memory, [n, vocab] when all_logits, else [vocab] for the last token only.
-  absl::Status Forward(std::span<const int32_t> tokens, int32_t start_position, KvCache& cache, bool all_logits,
+  absl::Status Forward(std::span<const int32_t> tokens, int32_t start_position, KvSequence& cache, bool all_logits,
                        float* logits);
 
  private:
@@ -48,7 +50,7 @@ class LlamaModel {
         options_(options) {}
 
   absl::Status EnsureScratch(int32_t tokens);
-  absl::Status ForwardChunk(std::span<const int32_t> tokens, int32_t start_position, KvCache& cache,
+  absl::Status ForwardChunk(std::span<const int32_t> tokens, int32_t start_position, KvSequence& cache,
                             bool all_logits, float* logits);
 
   std::unique_ptr<gguf::GgufFile> file_;
@@ -60,7 +62,7 @@ class LlamaModel {
   // Activation scratch for up to scratch_tokens_ tokens (backend memory).
   struct Scratch {
     int32_t tokens = 0;
-    kernels::DeviceBuffer x, xn, q, att, gate, up, logits, ids, positions, attn_workspace;
+    kernels::DeviceBuffer x, xn, q, k, v, att, gate, up, logits, ids, positions, attn_workspace;
     size_t attn_workspace_bytes = 0;
   } scratch_;
   kernels::DeviceBuffer inv_freq_;  // [rope_dim / 2]

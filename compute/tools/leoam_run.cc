@@ -1,5 +1,6 @@
 // leoam-run: generate text from a GGUF model in a single process (no KV tiers).
 //
+//   leoam-run --model M.gguf --prompt "Once upon a time" --mode leoam --budget 0.1 --page-size 16
 //   leoam-run --model M.gguf --prompt "Once upon a time" --max-tokens 64
 //   leoam-run --model M.gguf --prompt-ids 1,403,407 --max-tokens 0 --logits-out logits.f32
 #include <cstdio>
@@ -48,6 +49,13 @@ ABSL_FLAG(std::string, logits_out, "",
 ABSL_FLAG(int32_t, prefill_chunk, 512, "Prompt tokens per forward pass (1 runs the prompt token by token).");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: LEOAM_THREADS or every CPU).");
 ABSL_FLAG(std::string, backend, "auto", "Compute backend: auto (GPU when present), cpu or cuda.");
+ABSL_FLAG(std::string, mode, "dense",
+          "KV mode: dense (contiguous cache, full attention), quest (pages, top-k pages by key bound) or leoam "
+          "(pages, adaptive pyramid selection). Prefill is exact in every mode.");
+ABSL_FLAG(std::string, budget, "0.1",
+          "quest/leoam: KV tokens attended per layer per decode step: an integer (tokens, e.g. 512) or a fraction of "
+          "the context with a decimal point (e.g. 0.1; 1.0 attends everything).");
+ABSL_FLAG(int32_t, page_size, 16, "quest/leoam: tokens per KV page.");
 
 namespace leoam {
 namespace {
@@ -146,6 +154,17 @@ absl::Status Run() {
   absl::StatusOr<std::vector<int32_t>> stops = ParseIds(absl::GetFlag(FLAGS_stop_tokens), "stop_tokens");
   if (!stops.ok()) return stops.status();
   options.stop_tokens = *stops;
+  absl::StatusOr<SelectionMode> mode = ParseSelectionMode(absl::GetFlag(FLAGS_mode));
+  if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat("--mode: ", mode.status().message()));
+  if (*mode != SelectionMode::kDense) {
+    PagedKvOptions paged;
+    paged.mode = *mode;
+    paged.page_size = absl::GetFlag(FLAGS_page_size);
+    if (absl::Status s = ParseBudget(absl::GetFlag(FLAGS_budget), paged); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--budget: ", s.message()));
+    }
+    options.paged_kv = paged;
+  }
   const std::string logits_out = absl::GetFlag(FLAGS_logits_out);
   options.keep_prompt_logits = !logits_out.empty();
 
@@ -179,12 +198,19 @@ absl::Status Run() {
   const double prefill_tps = result->prefill_seconds > 0 ? result->prompt_tokens / result->prefill_seconds : 0.0;
   const double decode_steps = result->tokens.empty() ? 0.0 : static_cast<double>(result->tokens.size() - 1);
   const double decode_tps = result->decode_seconds > 0 && decode_steps > 0 ? decode_steps / result->decode_seconds : 0.0;
+  const PagedKvStats& stats = result->kv_stats;
+  const double mean_attended = stats.selections > 0 ? static_cast<double>(stats.tokens_attended) / stats.selections : 0;
+  const double mean_context = stats.selections > 0 ? static_cast<double>(stats.context_tokens) / stats.selections : 0;
   if (json) {
     std::cout << "{\"model\": " << JsonString(model_path) << ", \"backend\": " << JsonString((*backend)->name())
               << ", \"seed\": " << seed << ", \"prompt_ids\": [" << absl::StrJoin(prompt, ", ")
               << "], \"generated_ids\": [" << absl::StrJoin(result->tokens, ", ")
               << "], \"prompt\": " << JsonString(prompt_text) << ", \"text\": " << JsonString(generated_text)
               << ", \"finish_reason\": " << JsonString(FinishReasonName(result->finish_reason))
+              << ", \"mode\": " << JsonString(absl::GetFlag(FLAGS_mode))
+              << absl::StrFormat(", \"kv\": {\"selections\": %d, \"mean_tokens_attended\": %.2f, "
+                                 "\"mean_context\": %.2f, \"abstracts_read\": %d}",
+                                 stats.selections, mean_attended, mean_context, stats.counters.abstracts_read)
               << absl::StrFormat(
                      ", \"timings\": {\"load_ms\": %.3f, \"prefill_ms\": %.3f, \"decode_ms\": %.3f, "
                      "\"prefill_tokens_per_s\": %.2f, \"decode_tokens_per_s\": %.2f}}",
@@ -200,6 +226,11 @@ absl::Status Run() {
                  model_path.c_str(), result->prompt_tokens, result->prefill_seconds * 1e3, prefill_tps,
                  result->tokens.size(), decode_tps, std::string(FinishReasonName(result->finish_reason)).c_str(),
                  std::string((*backend)->name()).c_str());
+    if (stats.selections > 0) {
+      std::fprintf(stderr, "[kv] mode %s: %.1f of %.1f context tokens attended per layer-step, %lld abstracts read\n",
+                   absl::GetFlag(FLAGS_mode).c_str(), mean_attended, mean_context,
+                   static_cast<long long>(stats.counters.abstracts_read));
+    }
   }
   return absl::OkStatus();
 }

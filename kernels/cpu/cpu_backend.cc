@@ -10,6 +10,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/matmul.h"
+#include "kernels/cpu/paged_attention.h"
 
 namespace leoam::kernels {
 namespace {
@@ -109,6 +110,12 @@ absl::Status CpuBackend::Rope(float* x, const int32_t* positions, int32_t n, int
 absl::Status CpuBackend::Attention(const AttentionParams& params, const float* q, const float* k, const float* v,
                                    float* out, void* workspace) {
   return cpu::Attention(ctx_, params, q, k, v, out, static_cast<float*>(workspace));
+}
+
+absl::Status CpuBackend::PagedAttention(const PagedAttentionParams& params, const float* q, const float* k_pages,
+                                        const float* v_pages, const int32_t* page_ids, float* out,
+                                        void* workspace) {
+  return cpu::PagedAttention(ctx_, params, q, k_pages, v_pages, page_ids, out, static_cast<float*>(workspace));
 }
 
 }  // namespace leoam::kernels

@@ -56,6 +56,8 @@ class CpuBackend final : public Backend {
                     const RopeParams& rope) override;
   absl::Status Attention(const AttentionParams& params, const float* q, const float* k, const float* v, float* out,
                          void* workspace) override;
+  absl::Status PagedAttention(const PagedAttentionParams& params, const float* q, const float* k_pages,
+                              const float* v_pages, const int32_t* page_ids, float* out, void* workspace) override;
 
   int32_t num_threads() const override { return pool_->num_threads(); }
 

@@ -188,9 +188,13 @@ absl::StatusOr<std::vector<std::optional<std::string>>> KvStoreClient::GetAbstra
 }
 
 
-absl::StatusOr<FetchResult> KvStoreClient::FetchPages(absl::Span<const PageRef> pages) {
+absl::StatusOr<FetchResult> KvStoreClient::FetchPages(absl::Span<const PageRef> pages,
+                                                      absl::Span<const uint64_t> release_lease_ids) {
   v1::FetchPagesRequest req;
   req.set_session_id(impl_->session());
+  for (uint64_t id : release_lease_ids) {
+    if (id != 0) req.add_release_lease_ids(id);
+  }
   FillKeys(pages, req.mutable_pages());
   v1::FetchPagesResponse resp;
   grpc::ClientContext ctx;

@@ -166,6 +166,44 @@ TEST_F(StoreTest, LeasedMemoryIsNotReusedUntilReleased) {
   EXPECT_EQ(Stats().leases(), 0u);
 }
 
+// FetchPages can end earlier leases in the same call; a bad id fails it before anything changes.
+TEST_F(StoreTest, FetchPagesReleasesEarlierLeases) {
+  ASSERT_TRUE(PutChain(1, 2).ok());
+  v1::FetchPagesResponse first = Fetch(1, 0, 0);
+  ASSERT_NE(first.lease_id(), 0u);
+  EXPECT_EQ(Stats().leases(), 1u);
+
+  v1::FetchPagesRequest req;
+  req.set_session_id(session_);
+  v1::PageKey* k = req.add_pages();
+  k->set_hash(Hash(1, 1));
+  k->set_layer(0);
+  req.add_release_lease_ids(first.lease_id());
+  req.add_release_lease_ids(first.lease_id() + 1000);  // unknown
+  v1::FetchPagesResponse resp;
+  EXPECT_EQ(store_->FetchPages(req, &resp).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(resp.pages_size(), 0);
+  EXPECT_EQ(Stats().leases(), 1u);  // the good id was not released either
+
+  req.clear_release_lease_ids();
+  req.add_release_lease_ids(first.lease_id());
+  req.add_release_lease_ids(first.lease_id());  // twice
+  EXPECT_EQ(store_->FetchPages(req, &resp).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Stats().leases(), 1u);
+
+  req.clear_release_lease_ids();
+  req.add_release_lease_ids(first.lease_id());
+  ASSERT_TRUE(store_->FetchPages(req, &resp).ok());
+  ASSERT_TRUE(resp.pages(0).found());
+  EXPECT_NE(resp.lease_id(), first.lease_id());
+  EXPECT_EQ(Stats().leases(), 1u);  // the first ended, the new one lives
+  v1::ReleaseRequest rreq;
+  rreq.set_session_id(session_);
+  rreq.add_lease_ids(first.lease_id());
+  v1::ReleaseResponse rresp;
+  EXPECT_EQ(store_->Release(rreq, &rresp).code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(StoreTest, LeasesAndStagingExpire) {
   Open(absl::Milliseconds(50));
   ASSERT_TRUE(PutChain(1, 1).ok());

@@ -137,7 +137,10 @@ class KvStoreClient {
   absl::StatusOr<PutResult> PutPages(absl::Span<const PagePut> pages);
   // One entry per key: the abstract, or nullopt if the page is not stored.
   absl::StatusOr<std::vector<std::optional<std::string>>> GetAbstracts(absl::Span<const PageRef> pages);
-  absl::StatusOr<FetchResult> FetchPages(absl::Span<const PageRef> pages);
+  // release_lease_ids: leases to end first (as Release does, in the same round trip), e.g. the
+  // previous batch's once it is copied. If one is unknown the call fails and nothing changes.
+  absl::StatusOr<FetchResult> FetchPages(absl::Span<const PageRef> pages,
+                                         absl::Span<const uint64_t> release_lease_ids = {});
   // Copies the payloads inside the gRPC response (no lease, no arena mapping needed).
   absl::StatusOr<FetchResult> FetchPagesInline(absl::Span<const PageRef> pages);
   absl::StatusOr<PrefetchResult> Prefetch(absl::Span<const PageRef> pages);

@@ -1,0 +1,67 @@
+#include "compute/engine/abstracts.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace leoam {
+
+AbstractPyramid::AbstractPyramid(int32_t page_size, int32_t num_kv_heads, int32_t head_dim)
+    : page_size_(page_size), num_kv_heads_(num_kv_heads), head_dim_(head_dim) {}
+
+int32_t AbstractPyramid::num_levels() const {
+  int32_t levels = 1;
+  while ((1 << (levels - 1)) < num_pages()) ++levels;
+  return levels;
+}
+
+int32_t AbstractPyramid::num_nodes(int32_t level) const {
+  return (num_pages() + (1 << level) - 1) >> level;
+}
+
+int32_t AbstractPyramid::end_page(int32_t level, int32_t node) const {
+  return std::min((node + 1) << level, num_pages());
+}
+
+void AbstractPyramid::AddKey(int32_t position, const float* key) {
+  const int32_t page = position / page_size_;
+  num_tokens_ = std::max(num_tokens_, position + 1);
+  const size_t width = static_cast<size_t>(num_kv_heads_) * head_dim_;
+  const int32_t levels = num_levels();
+  if (levels_.empty()) levels_.resize(1);
+  while (static_cast<int32_t>(levels_.size()) < levels) {
+    // A new top level starts as a copy of the old top node: it covers the pages seen so far (the
+    // page of this key is new, so nothing else is bounded yet).
+    const Level& top = levels_.back();
+    levels_.push_back(Level{std::vector<float>(top.min.begin(), top.min.begin() + width),
+                            std::vector<float>(top.max.begin(), top.max.begin() + width)});
+  }
+  for (int32_t j = 0; j < levels; ++j) {
+    Level& level = levels_[j];
+    const int32_t node = page >> j;
+    const size_t need = (static_cast<size_t>(node) + 1) * width;
+    if (level.min.size() < need) {
+      level.min.resize(need, std::numeric_limits<float>::infinity());
+      level.max.resize(need, -std::numeric_limits<float>::infinity());
+    }
+    float* mn = &level.min[Offset(node)];
+    float* mx = &level.max[Offset(node)];
+    for (size_t c = 0; c < width; ++c) {
+      mn[c] = std::min(mn[c], key[c]);
+      mx[c] = std::max(mx[c], key[c]);
+    }
+  }
+}
+
+uint64_t AbstractPyramid::bytes() const {
+  uint64_t total = 0;
+  for (const Level& l : levels_) total += (l.min.size() + l.max.size()) * sizeof(float);
+  return total;
+}
+
+float KeyBound(const float* q, const float* mn, const float* mx, int32_t dim) {
+  float s = 0.0f;
+  for (int32_t c = 0; c < dim; ++c) s += std::max(q[c] * mn[c], q[c] * mx[c]);
+  return s;
+}
+
+}  // namespace leoam

@@ -1,0 +1,56 @@
+// AbstractPyramid: the key abstracts of one layer of one sequence (LeoAM "LKA", Quest's bounding
+// box). Level 0 holds, per page and KV head, the per-channel min and max of the page's post-RoPE
+// keys; node i of level j covers pages [i * 2^j, (i + 1) * 2^j) and holds the min of their mins and
+// the max of their maxes. Nodes are updated as keys arrive, so a partially filled page (and the
+// nodes above it) always bound exactly the keys stored so far.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace leoam {
+
+class AbstractPyramid {
+ public:
+  AbstractPyramid(int32_t page_size, int32_t num_kv_heads, int32_t head_dim);
+
+  // Adds the key of token `position` (positions arrive in order).   key: [num_kv_heads, head_dim]
+  void AddKey(int32_t position, const float* key);
+
+  int32_t page_size() const { return page_size_; }
+  int32_t num_kv_heads() const { return num_kv_heads_; }
+  int32_t head_dim() const { return head_dim_; }
+  int32_t num_tokens() const { return num_tokens_; }
+  int32_t num_pages() const { return (num_tokens_ + page_size_ - 1) / page_size_; }
+  // Levels in use: the top level has a single node covering every page.
+  int32_t num_levels() const;
+  // Nodes of `level` over the current pages.
+  int32_t num_nodes(int32_t level) const;
+  // Pages covered by node `node` of `level`: [first, last).
+  int32_t first_page(int32_t level, int32_t node) const { return node << level; }
+  int32_t end_page(int32_t level, int32_t node) const;
+
+  // [num_kv_heads, head_dim] each.
+  const float* min(int32_t level, int32_t node) const { return &levels_[level].min[Offset(node)]; }
+  const float* max(int32_t level, int32_t node) const { return &levels_[level].max[Offset(node)]; }
+
+  // Bytes of the abstracts of all levels (min and max, fp32).
+  uint64_t bytes() const;
+
+ private:
+  size_t Offset(int32_t node) const { return static_cast<size_t>(node) * num_kv_heads_ * head_dim_; }
+  struct Level {
+    std::vector<float> min, max;  // [nodes, num_kv_heads, head_dim]
+  };
+  int32_t page_size_;
+  int32_t num_kv_heads_;
+  int32_t head_dim_;
+  int32_t num_tokens_ = 0;
+  std::vector<Level> levels_;
+};
+
+// Upper bound of q . k over the keys bounded by [mn, mx]: sum_c max(q_c * mn_c, q_c * mx_c).
+float KeyBound(const float* q, const float* mn, const float* mx, int32_t dim);
+
+}  // namespace leoam

@@ -1,0 +1,317 @@
+#include "compute/engine/paged_kv.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+
+namespace leoam {
+
+absl::Status ParseBudget(std::string_view text, PagedKvOptions& options) {
+  const absl::string_view t(text.data(), text.size());
+  if (t.find('.') != absl::string_view::npos) {
+    double fraction = 0.0;
+    if (!absl::SimpleAtod(t, &fraction) || !(fraction > 0.0 && fraction <= 1.0)) {
+      return absl::InvalidArgumentError(absl::StrCat("budget '", t, "': a fraction must be in (0, 1]"));
+    }
+    options.budget_tokens = 0;
+    options.budget_fraction = fraction;
+    return absl::OkStatus();
+  }
+  int32_t tokens = 0;
+  if (!absl::SimpleAtoi(t, &tokens) || tokens <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("budget '", t, "': give tokens per layer (e.g. 512) or a fraction with a point (e.g. 0.1)"));
+  }
+  options.budget_tokens = tokens;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<PagedKvSequence>> PagedKvSequence::Create(kernels::Backend& backend,
+                                                                         const ModelConfig& config, int32_t capacity,
+                                                                         const PagedKvOptions& options) {
+  if (capacity <= 0) return absl::InvalidArgumentError(absl::StrFormat("capacity must be positive, got %d", capacity));
+  if (options.page_size <= 0 || options.page_size > 4096) {
+    return absl::InvalidArgumentError(absl::StrFormat("page size must be in [1, 4096], got %d", options.page_size));
+  }
+  if (options.budget_tokens < 0 || options.budget_fraction <= 0.0 || options.budget_fraction > 1.0) {
+    return absl::InvalidArgumentError(absl::StrFormat("budget must be > 0 tokens or a fraction in (0, 1], got %d / %g",
+                                                      options.budget_tokens, options.budget_fraction));
+  }
+  std::unique_ptr<PagedKvSequence> seq(new PagedKvSequence(backend, config, capacity, options));
+  const int64_t slots = static_cast<int64_t>(seq->max_pages_) * config.num_layers;
+  const size_t pool_bytes = static_cast<size_t>(slots) * seq->page_floats() * sizeof(float);
+  ASSIGN_OR_RETURN(seq->k_pool_, backend.Allocate(pool_bytes));
+  ASSIGN_OR_RETURN(seq->v_pool_, backend.Allocate(pool_bytes));
+  const size_t rows_bytes = static_cast<size_t>(capacity) * seq->kv_dim_ * sizeof(float);
+  ASSIGN_OR_RETURN(seq->gather_k_, backend.Allocate(rows_bytes));
+  ASSIGN_OR_RETURN(seq->gather_v_, backend.Allocate(rows_bytes));
+  ASSIGN_OR_RETURN(seq->page_ids_, backend.Allocate(static_cast<size_t>(seq->max_pages_) * sizeof(int32_t)));
+  kernels::PagedAttentionParams p{config.num_heads, config.num_kv_heads, config.head_dim, options.page_size, 1, 1,
+                                  1.0f};
+  ASSIGN_OR_RETURN(seq->paged_workspace_, backend.Allocate(kernels::PagedAttentionWorkspaceBytes(
+                                              p, seq->max_pages_, backend.num_threads())));
+  // Slots are handed out lowest first.
+  seq->free_slots_.resize(slots);
+  std::iota(seq->free_slots_.rbegin(), seq->free_slots_.rend(), 0);
+  return seq;
+}
+
+PagedKvSequence::PagedKvSequence(kernels::Backend& backend, const ModelConfig& config, int32_t capacity,
+                                 const PagedKvOptions& options)
+    : backend_(backend),
+      config_(config),
+      capacity_(capacity),
+      options_(options),
+      kv_dim_(config.kv_dim()),
+      max_pages_((capacity + options.page_size - 1) / options.page_size),
+      page_tables_(config.num_layers),
+      length_(config.num_layers, 0),
+      probes_(config.num_layers),
+      policies_(config.num_layers),
+      last_selection_(config.num_layers) {
+  pyramids_.reserve(config.num_layers);
+  for (int l = 0; l < config.num_layers; ++l) pyramids_.emplace_back(options.page_size, config.num_kv_heads, config.head_dim);
+  for (LayerPolicy& p : policies_) p.start_level = options.selection.default_start_level;
+}
+
+int32_t PagedKvSequence::BudgetPages(int32_t layer, int32_t context) const {
+  double tokens = options_.budget_tokens > 0 ? options_.budget_tokens : options_.budget_fraction * context;
+  if (options_.mode == SelectionMode::kLeoam) {
+    const int32_t dense = static_cast<int32_t>(
+        std::count_if(policies_.begin(), policies_.end(), [](const LayerPolicy& p) { return p.dense; }));
+    if (options_.selection.equal_total_budget && dense > 0 && dense < config_.num_layers) {
+      const double pool = tokens * config_.num_layers - static_cast<double>(dense) * context;
+      tokens = std::max(0.0, pool / (config_.num_layers - dense));
+    }
+    tokens *= policies_[layer].budget_scale;
+  }
+  return std::max<int32_t>(1, static_cast<int32_t>(std::ceil(tokens / options_.page_size)));
+}
+
+absl::Status PagedKvSequence::Append(int32_t layer, int32_t start, int32_t n, const float* k, const float* v) {
+  if (layer < 0 || layer >= config_.num_layers) return absl::OutOfRangeError(absl::StrFormat("bad layer %d", layer));
+  if (start != length_[layer] || n < 0 || start + n > capacity_) {
+    return absl::OutOfRangeError(absl::StrFormat("layer %d: append of rows [%d, %d) to %d stored rows (capacity %d)",
+                                                 layer, start, start + n, length_[layer], capacity_));
+  }
+  const int32_t ps = options_.page_size;
+  std::vector<int32_t>& table = page_tables_[layer];
+  for (int32_t done = 0; done < n;) {
+    const int32_t pos = start + done;
+    const int32_t page = pos / ps;
+    const int32_t offset = pos % ps;
+    if (page == static_cast<int32_t>(table.size())) {
+      if (free_slots_.empty()) return absl::ResourceExhaustedError("paged KV: no free page slot");
+      table.push_back(free_slots_.back());
+      free_slots_.pop_back();
+    }
+    const int32_t run = std::min(ps - offset, n - done);  // rows of this call that land in this page
+    const size_t bytes = static_cast<size_t>(run) * kv_dim_ * sizeof(float);
+    const size_t src = static_cast<size_t>(done) * kv_dim_;
+    const size_t dst = static_cast<size_t>(offset) * kv_dim_;
+    RETURN_IF_ERROR(backend_.CopyOnDevice(k_page(table[page]) + dst, k + src, bytes));
+    RETURN_IF_ERROR(backend_.CopyOnDevice(v_page(table[page]) + dst, v + src, bytes));
+    done += run;
+  }
+  // Abstracts come from the exact keys.
+  host_keys_.resize(static_cast<size_t>(n) * kv_dim_);
+  RETURN_IF_ERROR(backend_.CopyToHost(host_keys_.data(), k, host_keys_.size() * sizeof(float)));
+  for (int32_t i = 0; i < n; ++i) pyramids_[layer].AddKey(start + i, host_keys_.data() + static_cast<size_t>(i) * kv_dim_);
+  length_[layer] = start + n;
+  return absl::OkStatus();
+}
+
+absl::Status PagedKvSequence::Attend(int32_t layer, const kernels::AttentionParams& params, const float* q,
+                                     float* out, void* workspace) {
+  const int32_t context = params.first_position + params.num_queries;
+  if (layer < 0 || layer >= config_.num_layers || context != length_[layer]) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("layer %d: attention up to row %d but %d rows stored", layer, context, length_[layer]));
+  }
+  if (!decoding_ || params.num_queries != 1) {
+    if (options_.mode == SelectionMode::kLeoam && options_.selection.adaptive) {
+      RETURN_IF_ERROR(RecordProbeQueries(layer, params, q));
+    }
+    return AttendAll(layer, params, q, out, workspace);
+  }
+  if (options_.mode == SelectionMode::kLeoam && options_.selection.adaptive && !policies_measured_) {
+    RETURN_IF_ERROR(MeasurePolicies());
+  }
+  // Selection runs on the host from the abstracts.
+  const size_t q_floats = static_cast<size_t>(config_.num_heads) * config_.head_dim;
+  host_q_.resize(q_floats);
+  RETURN_IF_ERROR(backend_.CopyToHost(host_q_.data(), q, q_floats * sizeof(float)));
+  for (float& x : host_q_) x *= params.scale;
+  std::vector<int32_t>& pages = last_selection_[layer];
+  pages = SelectPages(options_.mode, pyramids_[layer], host_q_, config_.num_heads, BudgetPages(layer, context),
+                      policies_[layer], options_.selection, &stats_.counters);
+
+  const int32_t num_pages = pyramids_[layer].num_pages();
+  const int32_t last_tokens = context - (num_pages - 1) * options_.page_size;
+  stats_.selections += 1;
+  stats_.pages_selected += static_cast<int64_t>(pages.size());
+  stats_.tokens_attended += static_cast<int64_t>(pages.size() - 1) * options_.page_size +
+                            (pages.back() == num_pages - 1 ? last_tokens : options_.page_size);
+  stats_.context_tokens += context;
+  if (options_.collect_stats) {
+    ASSIGN_OR_RETURN(std::vector<float> keys, HostKeys(layer, context));
+    const std::vector<float> mass = ExactPageMass(keys, host_q_.data(), context);
+    double captured = 0.0;
+    for (int32_t p : pages) captured += mass[p];
+    stats_.mass_captured += captured;
+  }
+  return AttendPages(layer, pages, params.scale, q, out);
+}
+
+absl::Status PagedKvSequence::AttendPages(int32_t layer, const std::vector<int32_t>& pages, float scale,
+                                          const float* q, float* out) {
+  const std::vector<int32_t>& table = page_tables_[layer];
+  std::vector<int32_t> slots(pages.size());
+  for (size_t i = 0; i < pages.size(); ++i) slots[i] = table[pages[i]];
+  RETURN_IF_ERROR(backend_.CopyToDevice(page_ids_.data(), slots.data(), slots.size() * sizeof(int32_t)));
+  const int32_t num_pages = pyramids_[layer].num_pages();
+  const int32_t last_tokens = length_[layer] - (num_pages - 1) * options_.page_size;
+  kernels::PagedAttentionParams p{config_.num_heads,
+                                  config_.num_kv_heads,
+                                  config_.head_dim,
+                                  options_.page_size,
+                                  static_cast<int32_t>(pages.size()),
+                                  pages.back() == num_pages - 1 ? last_tokens : options_.page_size,
+                                  scale};
+  return backend_.PagedAttention(p, q, k_pool_.as<float>(), v_pool_.as<float>(), page_ids_.as<int32_t>(), out,
+                                 paged_workspace_.data());
+}
+
+absl::Status PagedKvSequence::AttendAll(int32_t layer, const kernels::AttentionParams& params, const float* q,
+                                        float* out, void* workspace) {
+  const int32_t context = length_[layer];
+  if (params.num_queries == 1) {  // one token: the paged op over every page needs no gather
+    std::vector<int32_t> all(pyramids_[layer].num_pages());
+    std::iota(all.begin(), all.end(), 0);
+    return AttendPages(layer, all, params.scale, q, out);
+  }
+  // Prompt chunk: gather the layer into contiguous rows for the dense causal kernel.
+  const std::vector<int32_t>& table = page_tables_[layer];
+  const int32_t ps = options_.page_size;
+  for (int32_t page = 0; page * ps < context; ++page) {
+    const size_t rows = std::min(ps, context - page * ps);
+    const size_t bytes = rows * kv_dim_ * sizeof(float);
+    const size_t dst = static_cast<size_t>(page) * page_floats();
+    RETURN_IF_ERROR(backend_.CopyOnDevice(gather_k_.as<float>() + dst, k_page(table[page]), bytes));
+    RETURN_IF_ERROR(backend_.CopyOnDevice(gather_v_.as<float>() + dst, v_page(table[page]), bytes));
+  }
+  return backend_.Attention(params, q, gather_k_.as<float>(), gather_v_.as<float>(), out, workspace);
+}
+
+absl::Status PagedKvSequence::RecordProbeQueries(int32_t layer, const kernels::AttentionParams& params,
+                                                 const float* q) {
+  const int32_t w = std::max(1, options_.selection.probe_queries);
+  const int32_t take = std::min(w, params.num_queries);
+  const size_t row = static_cast<size_t>(config_.num_heads) * config_.head_dim;
+  Probe& probe = probes_[layer];
+  const size_t old = probe.q.size();
+  probe.q.resize(old + take * row);
+  RETURN_IF_ERROR(backend_.CopyToHost(probe.q.data() + old, q + (params.num_queries - take) * row,
+                                      take * row * sizeof(float)));
+  for (size_t i = old; i < probe.q.size(); ++i) probe.q[i] *= params.scale;
+  for (int32_t i = params.num_queries - take; i < params.num_queries; ++i) {
+    probe.positions.push_back(params.first_position + i);
+  }
+  const int32_t excess = static_cast<int32_t>(probe.positions.size()) - w;
+  if (excess > 0) {
+    probe.q.erase(probe.q.begin(), probe.q.begin() + excess * row);
+    probe.positions.erase(probe.positions.begin(), probe.positions.begin() + excess);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> PagedKvSequence::HostKeys(int32_t layer, int32_t context) {
+  std::vector<float> keys(static_cast<size_t>(context) * kv_dim_);
+  const int32_t ps = options_.page_size;
+  const std::vector<int32_t>& table = page_tables_[layer];
+  for (int32_t page = 0; page * ps < context; ++page) {
+    const size_t rows = std::min(ps, context - page * ps);
+    RETURN_IF_ERROR(backend_.CopyToHost(keys.data() + static_cast<size_t>(page) * page_floats(), k_page(table[page]),
+                                        rows * kv_dim_ * sizeof(float)));
+  }
+  return keys;
+}
+
+std::vector<float> PagedKvSequence::ExactPageMass(const std::vector<float>& keys, const float* q,
+                                                  int32_t context) const {
+  const int32_t d = config_.head_dim;
+  const int32_t group = config_.num_heads / config_.num_kv_heads;
+  const int32_t ps = options_.page_size;
+  std::vector<float> mass((context + ps - 1) / ps, 0.0f);
+  std::vector<float> s(context);
+  for (int32_t h = 0; h < config_.num_heads; ++h) {
+    const float* qh = q + static_cast<size_t>(h) * d;
+    const int32_t kvh = h / group;
+    float m = -INFINITY;
+    for (int32_t t = 0; t < context; ++t) {
+      const float* k = keys.data() + static_cast<size_t>(t) * kv_dim_ + kvh * d;
+      float dot = 0.0f;
+      for (int32_t c = 0; c < d; ++c) dot += qh[c] * k[c];
+      s[t] = dot;
+      m = std::max(m, dot);
+    }
+    double sum = 0.0;
+    for (int32_t t = 0; t < context; ++t) sum += (s[t] = std::exp(s[t] - m));
+    for (int32_t t = 0; t < context; ++t) mass[t / ps] += static_cast<float>(s[t] / sum / config_.num_heads);
+  }
+  return mass;
+}
+
+absl::Status PagedKvSequence::MeasurePolicies() {
+  policies_measured_ = true;
+  std::vector<std::vector<float>> layer_mass(config_.num_layers);
+  const size_t row = static_cast<size_t>(config_.num_heads) * config_.head_dim;
+  for (int32_t l = 0; l < config_.num_layers; ++l) {
+    const Probe& probe = probes_[l];
+    if (probe.positions.empty()) continue;
+    const int32_t context = probe.positions.back() + 1;
+    if (context < options_.selection.min_probe_pages * options_.page_size) continue;
+    ASSIGN_OR_RETURN(std::vector<float> keys, HostKeys(l, context));
+    std::vector<float> mass((context + options_.page_size - 1) / options_.page_size, 0.0f);
+    for (size_t i = 0; i < probe.positions.size(); ++i) {
+      const std::vector<float> m = ExactPageMass(keys, probe.q.data() + i * row, probe.positions[i] + 1);
+      for (size_t p = 0; p < m.size(); ++p) mass[p] += m[p] / static_cast<float>(probe.positions.size());
+    }
+    layer_mass[l] = std::move(mass);
+  }
+  std::vector<LayerPolicy> measured = PoliciesFromProbe(layer_mass, options_.selection);
+  if (options_.selection.equal_total_budget) {
+    // Only as many dense layers (the flattest first) as the total budget pays for, each sparse
+    // layer keeping at least its sink and local pages.
+    const int32_t context = length_[0];
+    const int32_t layers = config_.num_layers;
+    const double base = options_.budget_tokens > 0 ? options_.budget_tokens : options_.budget_fraction * context;
+    const double min_tokens = static_cast<double>(options_.selection.sink_pages + options_.selection.local_pages) *
+                              options_.page_size;
+    int32_t affordable = 0;
+    while (affordable < layers &&
+           (affordable + 1.0) * context <= layers * base - (layers - affordable - 1.0) * min_tokens) {
+      ++affordable;
+    }
+    std::vector<int32_t> dense;
+    for (int32_t l = 0; l < layers; ++l) {
+      if (measured[l].dense) dense.push_back(l);
+    }
+    std::stable_sort(dense.begin(), dense.end(),
+                     [&](int32_t a, int32_t b) { return measured[a].desert_rate < measured[b].desert_rate; });
+    for (size_t i = affordable; i < dense.size(); ++i) measured[dense[i]].dense = false;
+  }
+  for (int32_t l = 0; l < config_.num_layers; ++l) {
+    if (measured[l].desert_rate >= 0) policies_[l] = measured[l];
+  }
+  probes_.clear();
+  probes_.resize(config_.num_layers);
+  return absl::OkStatus();
+}
+
+}  // namespace leoam

@@ -1,0 +1,179 @@
+#include "compute/engine/selection.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+
+namespace leoam {
+namespace {
+
+// Scores `nodes` of `level` (see selection.h): the mean over query heads of the node's share of a
+// softmax of that head's bounds over `nodes`.
+std::vector<float> ScoreNodes(const AbstractPyramid& pyr, int32_t level, const std::vector<int32_t>& nodes,
+                              std::span<const float> q, int32_t num_heads, SelectionCounters* counters) {
+  const int32_t d = pyr.head_dim();
+  const int32_t group = num_heads / pyr.num_kv_heads();
+  const size_t n = nodes.size();
+  std::vector<float> bounds(n * num_heads);
+  std::vector<float> best(num_heads, -std::numeric_limits<float>::infinity());
+  for (size_t i = 0; i < n; ++i) {
+    const float* mn = pyr.min(level, nodes[i]);
+    const float* mx = pyr.max(level, nodes[i]);
+    for (int32_t h = 0; h < num_heads; ++h) {
+      const int32_t kvh = h / group;
+      const float b = KeyBound(q.data() + static_cast<size_t>(h) * d, mn + kvh * d, mx + kvh * d, d);
+      bounds[i * num_heads + h] = b;
+      best[h] = std::max(best[h], b);
+    }
+  }
+  if (counters != nullptr) counters->abstracts_read += static_cast<int64_t>(n);
+  std::vector<double> sum(num_heads, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    for (int32_t h = 0; h < num_heads; ++h) {
+      float& b = bounds[i * num_heads + h];
+      b = std::exp(b - best[h]);
+      sum[h] += b;
+    }
+  }
+  std::vector<float> score(n, 0.0f);
+  for (size_t i = 0; i < n; ++i) {
+    double s = 0.0;
+    for (int32_t h = 0; h < num_heads; ++h) s += bounds[i * num_heads + h] / sum[h];
+    score[i] = static_cast<float>(s / num_heads);
+  }
+  return score;
+}
+
+// Indices of `score` sorted by decreasing score.
+std::vector<int32_t> ByScore(const std::vector<float>& score) {
+  std::vector<int32_t> order(score.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return score[a] > score[b]; });
+  return order;
+}
+
+}  // namespace
+
+std::string_view SelectionModeName(SelectionMode mode) {
+  switch (mode) {
+    case SelectionMode::kDense: return "dense";
+    case SelectionMode::kQuest: return "quest";
+    case SelectionMode::kLeoam: return "leoam";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<SelectionMode> ParseSelectionMode(std::string_view name) {
+  if (name == "dense") return SelectionMode::kDense;
+  if (name == "quest") return SelectionMode::kQuest;
+  if (name == "leoam") return SelectionMode::kLeoam;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown mode '", absl::string_view(name.data(), name.size()), "' (dense, quest or leoam)"));
+}
+
+std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr, std::span<const float> q,
+                                 int32_t num_heads, int32_t budget_pages, const LayerPolicy& policy,
+                                 const SelectionOptions& options, SelectionCounters* counters) {
+  const int32_t num_pages = pyr.num_pages();
+  std::vector<int32_t> all(num_pages);
+  std::iota(all.begin(), all.end(), 0);
+  const int32_t sink = std::max(0, options.sink_pages);
+  const int32_t local = std::max(1, options.local_pages);
+  if (mode == SelectionMode::kDense || (mode == SelectionMode::kLeoam && policy.dense) || budget_pages >= num_pages ||
+      sink + local >= num_pages) {
+    return all;
+  }
+  // Forced pages: [0, sink) and [num_pages - local, num_pages).
+  const int32_t local_begin = num_pages - local;
+  auto forced = [&](int32_t page) { return page < sink || page >= local_begin; };
+  const int32_t remaining = std::max(0, budget_pages - sink - local);
+
+  std::vector<int32_t> candidates;  // level-0 pages to choose from
+  if (mode == SelectionMode::kQuest) {
+    for (int32_t p = sink; p < local_begin; ++p) candidates.push_back(p);
+  } else {
+    // IAKM: start at a coarse level; keep the best non-desert nodes, at most refine_factor x the
+    // remaining page budget of them (each kept node should yield at least one page), refine them
+    // into children; repeat down to level 1. Abstract reads per level stay O(budget), not O(pages).
+    int32_t level = std::clamp(policy.start_level, 0, pyr.num_levels() - 1);
+    std::vector<int32_t> nodes(pyr.num_nodes(level));
+    std::iota(nodes.begin(), nodes.end(), 0);
+    const size_t keep_limit = std::max<size_t>(1, static_cast<size_t>(std::ceil(options.refine_factor * remaining)));
+    for (; level > 0; --level) {
+      // Nodes made only of forced pages need no score.
+      std::vector<int32_t> open;
+      for (int32_t node : nodes) {
+        const int32_t first = std::max(pyr.first_page(level, node), sink);
+        const int32_t end = std::min(pyr.end_page(level, node), local_begin);
+        if (first < end) open.push_back(node);
+      }
+      const std::vector<float> score = ScoreNodes(pyr, level, open, q, num_heads, counters);
+      std::vector<int32_t> next;
+      const std::vector<int32_t> order = ByScore(score);
+      const float desert_below = order.empty() ? 0.0f : score[order[0]] * std::exp(-options.desert_logit_gap);
+      size_t kept = 0;
+      for (int32_t i : order) {
+        if (score[i] < desert_below) break;  // a desert: it and everything after it
+        if (kept++ == keep_limit) break;
+        for (int32_t child = 2 * open[i]; child <= 2 * open[i] + 1 && child < pyr.num_nodes(level - 1); ++child) {
+          next.push_back(child);
+        }
+      }
+      nodes = std::move(next);
+    }
+    for (int32_t p : nodes) {
+      if (!forced(p)) candidates.push_back(p);
+    }
+  }
+
+  std::vector<int32_t> chosen;
+  for (int32_t p = 0; p < num_pages; ++p) {
+    if (forced(p)) chosen.push_back(p);
+  }
+  if (!candidates.empty() && remaining > 0) {
+    const std::vector<float> score = ScoreNodes(pyr, 0, candidates, q, num_heads, counters);
+    const std::vector<int32_t> order = ByScore(score);
+    for (int32_t i = 0; i < static_cast<int32_t>(order.size()) && i < remaining; ++i) {
+      chosen.push_back(candidates[order[i]]);
+    }
+  }
+  std::sort(chosen.begin(), chosen.end());
+  return chosen;
+}
+
+std::vector<LayerPolicy> PoliciesFromProbe(const std::vector<std::vector<float>>& mass,
+                                           const SelectionOptions& options) {
+  std::vector<LayerPolicy> policies(mass.size());
+  double sparse_keep_sum = 0.0;
+  int sparse_layers = 0;
+  for (size_t l = 0; l < mass.size(); ++l) {
+    const std::vector<float>& m = mass[l];
+    LayerPolicy& p = policies[l];
+    if (m.empty()) continue;
+    const float threshold = options.desert_mass_fraction / static_cast<float>(m.size());
+    const auto deserts = std::count_if(m.begin(), m.end(), [&](float x) { return x < threshold; });
+    p.desert_rate = static_cast<float>(deserts) / static_cast<float>(m.size());
+    p.dense = p.desert_rate < options.dense_below_desert_rate;
+    // Deserts of rate d come in runs of about 1 / (1 - d) pages: start where a node is about that big.
+    const double keep = std::max(1e-3, 1.0 - p.desert_rate);
+    p.start_level = std::clamp(static_cast<int32_t>(std::ceil(std::log2(1.0 / keep))), 1, options.max_start_level);
+    if (!p.dense) {
+      sparse_keep_sum += keep;
+      ++sparse_layers;
+    }
+  }
+  if (sparse_layers > 0) {
+    const double mean_keep = sparse_keep_sum / sparse_layers;
+    for (LayerPolicy& p : policies) {
+      if (p.dense || p.desert_rate < 0) continue;
+      p.budget_scale = std::clamp(static_cast<float>((1.0 - p.desert_rate) / mean_keep), options.min_budget_scale,
+                                  options.max_budget_scale);
+    }
+  }
+  return policies;
+}
+
+}  // namespace leoam
