@@ -1,5 +1,4 @@
 // leoam-kvstore: the KV page store process (shared-memory arena + RocksDB tier) behind gRPC.
-#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -93,11 +92,6 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Disk reads allocate page-sized and multi-MiB buffers (RocksDB's direct-I/O buffers, blob
-  // values). Above glibc's default mmap threshold every such buffer is a fresh mmap: page faults
-  // and zeroing per read, then munmap. Keep them in the heap so freed memory is reused.
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   leoam::ParseFlags(argc, argv,
       "The LeoAM KV page store (shared-memory arena + RocksDB disk tier) behind gRPC.\n"
       "Usage: leoam-kvstore --data_dir=/var/lib/leoam/kv [--listen=unix:///run/leoam/kvstore.sock] "

@@ -20,21 +20,6 @@ absl::Status Errno(const std::string& what) {
   return absl::InternalError(absl::StrFormat("%s: %s", what, std::strerror(err)));
 }
 
-// MAP_POPULATE on a MAP_SHARED mapping faults pages in for reading only: the first write to each
-// 4 KiB page still takes a (write-protect) fault, ~6 us on a virtual machine, i.e. ~1.5 ms per
-// MiB the first time the store loads pages from disk into that part of the arena (measured: the
-// copy into the arena ran at ~0.6 GB/s after a restart). MADV_POPULATE_WRITE (Linux 5.14) maps
-// every page writable up front. Best effort: older kernels refuse it and keep the lazy faults.
-void PopulateWritable(void* p, size_t bytes) {
-#ifndef MADV_POPULATE_WRITE
-  constexpr int MADV_POPULATE_WRITE = 23;
-#endif
-  if (::madvise(p, bytes, MADV_POPULATE_WRITE) != 0) {
-    LEOAM_LOG(INFO, "madvise(MADV_POPULATE_WRITE) on the arena failed (%s); pages are mapped writable lazily",
-              std::strerror(errno));
-  }
-}
-
 }  // namespace
 
 absl::StatusOr<SharedMemoryFile> SharedMemoryFile::Create(const std::string& path, size_t bytes) {
@@ -59,7 +44,6 @@ absl::StatusOr<SharedMemoryFile> SharedMemoryFile::Create(const std::string& pat
     ::unlink(path.c_str());
     return s;
   }
-  PopulateWritable(p, bytes);
   SharedMemoryFile f;
   f.data_ = static_cast<uint8_t*>(p);
   f.size_ = bytes;
@@ -81,7 +65,6 @@ absl::StatusOr<SharedMemoryFile> SharedMemoryFile::Open(const std::string& path)
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
   ::close(fd);
   if (p == MAP_FAILED) return Errno("cannot map arena file " + path);
-  PopulateWritable(p, bytes);
   SharedMemoryFile f;
   f.data_ = static_cast<uint8_t*>(p);
   f.size_ = bytes;
