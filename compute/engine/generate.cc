@@ -62,6 +62,7 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
   std::vector<float> logits(options.keep_prompt_logits ? prompt.size() * vocab : vocab);
 
   absl::Time start = absl::Now();
+  if (paged != nullptr) paged->PushTokens(prompt);
   RETURN_IF_ERROR(model.Forward(prompt, 0, cache, options.keep_prompt_logits, logits.data()));
   result.prefill_seconds = absl::ToDoubleSeconds(absl::Now() - start);
   const float* next_logits = logits.data() + (options.keep_prompt_logits ? (prompt.size() - 1) * vocab : 0);
@@ -88,11 +89,15 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
       break;
     }
     const int32_t one[1] = {token};
+    if (paged != nullptr) paged->PushTokens(one);
     RETURN_IF_ERROR(model.Forward(one, position, cache, /*all_logits=*/false, step_logits.data()));
     ++position;
   }
   result.decode_seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  if (paged != nullptr) result.kv_stats = paged->stats();
+  if (paged != nullptr) {
+    result.kv_stats = paged->stats();
+    result.prefill_kv_stats = paged->prefill_stats();
+  }
   return result;
 }
 

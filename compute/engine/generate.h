@@ -45,7 +45,8 @@ struct GenerateResult {
   double prefill_seconds = 0.0;  // prompt forward pass, including the first token's logits
   double decode_seconds = 0.0;   // every later forward pass and sampling step
   std::vector<float> prompt_logits;  // [prompt_tokens, vocab] when keep_prompt_logits
-  PagedKvStats kv_stats;             // with paged_kv: decode-time selection counters
+  PagedKvStats kv_stats;             // with paged_kv: decode-time selection and tier counters
+  PagedKvStats prefill_kv_stats;     // with paged_kv: the prompt's tier counters (pages written, fetched)
 };
 
 // Runs `prompt` (token ids, BOS included if wanted) through `model`. `tokenizer` may be null (then

@@ -42,8 +42,40 @@ absl::StatusOr<std::unique_ptr<PagedKvSequence>> PagedKvSequence::Create(kernels
     return absl::InvalidArgumentError(absl::StrFormat("budget must be > 0 tokens or a fraction in (0, 1], got %d / %g",
                                                       options.budget_tokens, options.budget_fraction));
   }
+  const bool tiered = options.device_budget_bytes > 0 || options.mode == SelectionMode::kOffloadAll;
+  if (options.device_budget_bytes < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("device budget must be >= 0 bytes, got %d", options.device_budget_bytes));
+  }
+  if (tiered && options.kvstore == nullptr) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "mode %s with a device budget of %d bytes needs a kvstore to hold the pages that do not fit (--kvstore)",
+        SelectionModeName(options.mode), options.device_budget_bytes));
+  }
   std::unique_ptr<PagedKvSequence> seq(new PagedKvSequence(backend, config, capacity, options));
-  const int64_t slots = static_cast<int64_t>(seq->max_pages_) * config.num_layers;
+  int64_t slots = static_cast<int64_t>(seq->max_pages_) * config.num_layers;
+  const int64_t slot_bytes = static_cast<int64_t>(2 * seq->page_floats() * sizeof(float));
+  if (tiered) {
+    ASSIGN_OR_RETURN(const size_t store_page_bytes, options.kvstore->PageBytes(kvstore::PageEncoding::kFp16));
+    if (static_cast<int64_t>(store_page_bytes) != slot_bytes) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "the kvstore session holds %d-byte pages but this model's fp32 pages of %d tokens are %d bytes; "
+          "connect with KvStoreLayout(config, page_size)",
+          store_page_bytes, options.page_size, slot_bytes));
+    }
+    if (options.device_budget_bytes > 0) slots = std::min(slots, options.device_budget_bytes / slot_bytes);
+    // Each layer's newest (filling) page stays resident, plus room to attend at least a page.
+    if (slots < config.num_layers + 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "device budget of %d bytes holds %d page slots of %d bytes; at least %d are needed (one per layer + 1)",
+          options.device_budget_bytes, slots, slot_bytes, config.num_layers + 1));
+    }
+    seq->tiered_ = true;
+    seq->page_state_.resize(config.num_layers);
+    seq->slot_owner_.assign(slots, {-1, -1});
+    seq->pinned_.assign(slots, 0);
+    seq->resident_.assign(config.num_layers, 0);
+  }
   const size_t pool_bytes = static_cast<size_t>(slots) * seq->page_floats() * sizeof(float);
   ASSIGN_OR_RETURN(seq->k_pool_, backend.Allocate(pool_bytes));
   ASSIGN_OR_RETURN(seq->v_pool_, backend.Allocate(pool_bytes));
@@ -81,7 +113,8 @@ PagedKvSequence::PagedKvSequence(kernels::Backend& backend, const ModelConfig& c
 
 int32_t PagedKvSequence::BudgetPages(int32_t layer, int32_t context) const {
   double tokens = options_.budget_tokens > 0 ? options_.budget_tokens : options_.budget_fraction * context;
-  if (options_.mode == SelectionMode::kLeoam) {
+  // A budget that covers the whole context is exact: adaptivity only redistributes smaller ones.
+  if (options_.mode == SelectionMode::kLeoam && tokens < context) {
     const int32_t dense = static_cast<int32_t>(
         std::count_if(policies_.begin(), policies_.end(), [](const LayerPolicy& p) { return p.dense; }));
     if (options_.selection.equal_total_budget && dense > 0 && dense < config_.num_layers) {
@@ -99,6 +132,10 @@ absl::Status PagedKvSequence::Append(int32_t layer, int32_t start, int32_t n, co
     return absl::OutOfRangeError(absl::StrFormat("layer %d: append of rows [%d, %d) to %d stored rows (capacity %d)",
                                                  layer, start, start + n, length_[layer], capacity_));
   }
+  // Abstracts come from the exact keys (first: pages written through below carry theirs).
+  host_keys_.resize(static_cast<size_t>(n) * kv_dim_);
+  RETURN_IF_ERROR(backend_.CopyToHost(host_keys_.data(), k, host_keys_.size() * sizeof(float)));
+  for (int32_t i = 0; i < n; ++i) pyramids_[layer].AddKey(start + i, host_keys_.data() + static_cast<size_t>(i) * kv_dim_);
   const int32_t ps = options_.page_size;
   std::vector<int32_t>& table = page_tables_[layer];
   for (int32_t done = 0; done < n;) {
@@ -106,9 +143,16 @@ absl::Status PagedKvSequence::Append(int32_t layer, int32_t start, int32_t n, co
     const int32_t page = pos / ps;
     const int32_t offset = pos % ps;
     if (page == static_cast<int32_t>(table.size())) {
-      if (free_slots_.empty()) return absl::ResourceExhaustedError("paged KV: no free page slot");
-      table.push_back(free_slots_.back());
-      free_slots_.pop_back();
+      if (tiered_) {
+        ASSIGN_OR_RETURN(const int32_t slot, TakeSlot(layer));
+        table.push_back(slot);
+        slot_owner_[slot] = {layer, page};
+        page_state_[layer].emplace_back();
+      } else {
+        if (free_slots_.empty()) return absl::ResourceExhaustedError("paged KV: no free page slot");
+        table.push_back(free_slots_.back());
+        free_slots_.pop_back();
+      }
     }
     const int32_t run = std::min(ps - offset, n - done);  // rows of this call that land in this page
     const size_t bytes = static_cast<size_t>(run) * kv_dim_ * sizeof(float);
@@ -117,12 +161,10 @@ absl::Status PagedKvSequence::Append(int32_t layer, int32_t start, int32_t n, co
     RETURN_IF_ERROR(backend_.CopyOnDevice(k_page(table[page]) + dst, k + src, bytes));
     RETURN_IF_ERROR(backend_.CopyOnDevice(v_page(table[page]) + dst, v + src, bytes));
     done += run;
+    length_[layer] = pos + run;
+    if (tiered_ && offset + run == ps) pending_puts_.emplace_back(layer, page);  // full: write through
   }
-  // Abstracts come from the exact keys.
-  host_keys_.resize(static_cast<size_t>(n) * kv_dim_);
-  RETURN_IF_ERROR(backend_.CopyToHost(host_keys_.data(), k, host_keys_.size() * sizeof(float)));
-  for (int32_t i = 0; i < n; ++i) pyramids_[layer].AddKey(start + i, host_keys_.data() + static_cast<size_t>(i) * kv_dim_);
-  length_[layer] = start + n;
+  if (tiered_) RETURN_IF_ERROR(FlushPuts());
   return absl::OkStatus();
 }
 
@@ -165,11 +207,14 @@ absl::Status PagedKvSequence::Attend(int32_t layer, const kernels::AttentionPara
     for (int32_t p : pages) captured += mass[p];
     stats_.mass_captured += captured;
   }
-  return AttendPages(layer, pages, params.scale, q, out);
+  RETURN_IF_ERROR(AttendPages(layer, pages, params.scale, q, out));
+  if (options_.mode == SelectionMode::kOffloadAll) DropStoredPages(layer);
+  return absl::OkStatus();
 }
 
 absl::Status PagedKvSequence::AttendPages(int32_t layer, const std::vector<int32_t>& pages, float scale,
                                           const float* q, float* out) {
+  if (tiered_) RETURN_IF_ERROR(EnsureResident(layer, pages));
   const std::vector<int32_t>& table = page_tables_[layer];
   std::vector<int32_t> slots(pages.size());
   for (size_t i = 0; i < pages.size(); ++i) slots[i] = table[pages[i]];
@@ -193,19 +238,32 @@ absl::Status PagedKvSequence::AttendAll(int32_t layer, const kernels::AttentionP
   if (params.num_queries == 1) {  // one token: the paged op over every page needs no gather
     std::vector<int32_t> all(pyramids_[layer].num_pages());
     std::iota(all.begin(), all.end(), 0);
-    return AttendPages(layer, all, params.scale, q, out);
+    RETURN_IF_ERROR(AttendPages(layer, all, params.scale, q, out));
+    if (options_.mode == SelectionMode::kOffloadAll) DropStoredPages(layer);
+    return absl::OkStatus();
   }
   // Prompt chunk: gather the layer into contiguous rows for the dense causal kernel.
   const std::vector<int32_t>& table = page_tables_[layer];
   const int32_t ps = options_.page_size;
+  std::vector<int32_t> absent;  // tiered: pages not resident are fetched straight into the gather rows
+  std::vector<float*> absent_k, absent_v;
   for (int32_t page = 0; page * ps < context; ++page) {
     const size_t rows = std::min(ps, context - page * ps);
     const size_t bytes = rows * kv_dim_ * sizeof(float);
     const size_t dst = static_cast<size_t>(page) * page_floats();
+    if (table[page] < 0) {
+      absent.push_back(page);
+      absent_k.push_back(gather_k_.as<float>() + dst);
+      absent_v.push_back(gather_v_.as<float>() + dst);
+      continue;
+    }
     RETURN_IF_ERROR(backend_.CopyOnDevice(gather_k_.as<float>() + dst, k_page(table[page]), bytes));
     RETURN_IF_ERROR(backend_.CopyOnDevice(gather_v_.as<float>() + dst, v_page(table[page]), bytes));
   }
-  return backend_.Attention(params, q, gather_k_.as<float>(), gather_v_.as<float>(), out, workspace);
+  if (!absent.empty()) RETURN_IF_ERROR(FetchInto(layer, absent, absent_k, absent_v, /*to_device=*/true));
+  RETURN_IF_ERROR(backend_.Attention(params, q, gather_k_.as<float>(), gather_v_.as<float>(), out, workspace));
+  if (options_.mode == SelectionMode::kOffloadAll) DropStoredPages(layer);
+  return absl::OkStatus();
 }
 
 absl::Status PagedKvSequence::RecordProbeQueries(int32_t layer, const kernels::AttentionParams& params,
@@ -231,14 +289,27 @@ absl::Status PagedKvSequence::RecordProbeQueries(int32_t layer, const kernels::A
 }
 
 absl::StatusOr<std::vector<float>> PagedKvSequence::HostKeys(int32_t layer, int32_t context) {
-  std::vector<float> keys(static_cast<size_t>(context) * kv_dim_);
   const int32_t ps = options_.page_size;
+  // Whole pages: a fetched page is copied in full even where `context` ends inside it.
+  std::vector<float> keys(static_cast<size_t>((context + ps - 1) / ps) * page_floats());
   const std::vector<int32_t>& table = page_tables_[layer];
+  std::vector<int32_t> absent;
+  std::vector<float*> absent_k;
   for (int32_t page = 0; page * ps < context; ++page) {
     const size_t rows = std::min(ps, context - page * ps);
-    RETURN_IF_ERROR(backend_.CopyToHost(keys.data() + static_cast<size_t>(page) * page_floats(), k_page(table[page]),
-                                        rows * kv_dim_ * sizeof(float)));
+    float* dst = keys.data() + static_cast<size_t>(page) * page_floats();
+    if (table[page] < 0) {
+      absent.push_back(page);
+      absent_k.push_back(dst);
+      continue;
+    }
+    RETURN_IF_ERROR(backend_.CopyToHost(dst, k_page(table[page]), rows * kv_dim_ * sizeof(float)));
   }
+  if (!absent.empty()) {
+    RETURN_IF_ERROR(FetchInto(layer, absent, absent_k, std::vector<float*>(absent.size(), nullptr),
+                              /*to_device=*/false));
+  }
+  keys.resize(static_cast<size_t>(context) * kv_dim_);
   return keys;
 }
 

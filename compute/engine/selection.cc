@@ -62,6 +62,7 @@ std::string_view SelectionModeName(SelectionMode mode) {
     case SelectionMode::kDense: return "dense";
     case SelectionMode::kQuest: return "quest";
     case SelectionMode::kLeoam: return "leoam";
+    case SelectionMode::kOffloadAll: return "offload-all";
   }
   return "unknown";
 }
@@ -70,8 +71,9 @@ absl::StatusOr<SelectionMode> ParseSelectionMode(std::string_view name) {
   if (name == "dense") return SelectionMode::kDense;
   if (name == "quest") return SelectionMode::kQuest;
   if (name == "leoam") return SelectionMode::kLeoam;
+  if (name == "offload-all") return SelectionMode::kOffloadAll;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown mode '", absl::string_view(name.data(), name.size()), "' (dense, quest or leoam)"));
+      absl::StrCat("unknown mode '", absl::string_view(name.data(), name.size()), "' (dense, offload-all, quest or leoam)"));
 }
 
 std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr, std::span<const float> q,
@@ -82,7 +84,7 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr,
   std::iota(all.begin(), all.end(), 0);
   const int32_t sink = std::max(0, options.sink_pages);
   const int32_t local = std::max(1, options.local_pages);
-  if (mode == SelectionMode::kDense || (mode == SelectionMode::kLeoam && policy.dense) || budget_pages >= num_pages ||
+  if (mode == SelectionMode::kDense || mode == SelectionMode::kOffloadAll || (mode == SelectionMode::kLeoam && policy.dense) || budget_pages >= num_pages ||
       sink + local >= num_pages) {
     return all;
   }

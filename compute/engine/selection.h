@@ -2,6 +2,8 @@
 //
 // Modes (the baselines of DESIGN.md §4 that need no tiers):
 //   dense - every page (the quality reference);
+//   offload-all - every page, like dense, but the paged sequence keeps no full page on the device
+//           between steps: every page of a layer is fetched from the kvstore each step (FlexGen-like);
 //   quest - score every page's abstract, keep the top pages by bound within the budget;
 //   leoam - IAKM: walk the abstract pyramid top-down from a coarse start level, drop "deserts",
 //           refine the promising nodes into their children, pick the top pages among the
@@ -30,9 +32,9 @@
 
 namespace leoam {
 
-enum class SelectionMode { kDense, kQuest, kLeoam };
+enum class SelectionMode { kDense, kQuest, kLeoam, kOffloadAll };
 std::string_view SelectionModeName(SelectionMode mode);
-absl::StatusOr<SelectionMode> ParseSelectionMode(std::string_view name);  // "dense", "quest", "leoam"
+absl::StatusOr<SelectionMode> ParseSelectionMode(std::string_view name);  // "dense", "quest", "leoam", "offload-all"
 
 struct SelectionOptions {
   // First pages always kept (attention sink). Default 1.

@@ -1,5 +1,7 @@
-// leoam-run: generate text from a GGUF model in a single process (no KV tiers).
+// leoam-run: generate text from a GGUF model in a single process; with --kvstore, KV pages that do
+// not fit the device budget live in a running leoam-kvstore.
 //
+//   leoam-run --model M.gguf --prompt "..." --mode leoam --kvstore unix:///tmp/kv/kvstore.sock --device-budget 64MiB
 //   leoam-run --model M.gguf --prompt "Once upon a time" --mode leoam --budget 0.1 --page-size 16
 //   leoam-run --model M.gguf --prompt "Once upon a time" --max-tokens 64
 //   leoam-run --model M.gguf --prompt-ids 1,403,407 --max-tokens 0 --logits-out logits.f32
@@ -23,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "compute/engine/generate.h"
 #include "compute/model/backend_select.h"
+#include "compute/model/fingerprint.h"
 #include "compute/model/llama_model.h"
 #include "common/flags.h"
 #include "compute/tokenizer/tokenizer.h"
@@ -50,12 +53,20 @@ ABSL_FLAG(int32_t, prefill_chunk, 512, "Prompt tokens per forward pass (1 runs t
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: LEOAM_THREADS or every CPU).");
 ABSL_FLAG(std::string, backend, "auto", "Compute backend: auto (GPU when present), cpu or cuda.");
 ABSL_FLAG(std::string, mode, "dense",
-          "KV mode: dense (contiguous cache, full attention), quest (pages, top-k pages by key bound) or leoam "
-          "(pages, adaptive pyramid selection). Prefill is exact in every mode.");
+          "KV mode: dense (contiguous cache, full attention), quest (pages, top-k pages by key bound), leoam "
+          "(pages, adaptive pyramid selection) or offload-all (pages, every page fetched from --kvstore at every "
+          "step, FlexGen-like). Prefill is exact in every mode.");
 ABSL_FLAG(std::string, budget, "0.1",
           "quest/leoam: KV tokens attended per layer per decode step: an integer (tokens, e.g. 512) or a fraction of "
           "the context with a decimal point (e.g. 0.1; 1.0 attends everything).");
 ABSL_FLAG(int32_t, page_size, 16, "quest/leoam: tokens per KV page.");
+ABSL_FLAG(std::string, kvstore, "",
+          "Target of a running leoam-kvstore, e.g. unix:///tmp/leoam-kvstore/kvstore.sock: enables the KV tiers "
+          "(full pages are written through to the store; pages beyond --device-budget are fetched back). Needed by "
+          "--mode offload-all and by --device-budget.");
+ABSL_FLAG(std::string, device_budget, "0",
+          "quest/leoam/offload-all: bytes of KV pages kept in device memory (host memory on the CPU backend), "
+          "e.g. 64MiB; 0 keeps every page resident. Needs --kvstore.");
 
 namespace leoam {
 namespace {
@@ -156,6 +167,7 @@ absl::Status Run() {
   options.stop_tokens = *stops;
   absl::StatusOr<SelectionMode> mode = ParseSelectionMode(absl::GetFlag(FLAGS_mode));
   if (!mode.ok()) return absl::InvalidArgumentError(absl::StrCat("--mode: ", mode.status().message()));
+  std::unique_ptr<kvstore::KvStoreClient> kvstore_client;  // outlives the generation
   if (*mode != SelectionMode::kDense) {
     PagedKvOptions paged;
     paged.mode = *mode;
@@ -163,11 +175,40 @@ absl::Status Run() {
     if (absl::Status s = ParseBudget(absl::GetFlag(FLAGS_budget), paged); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("--budget: ", s.message()));
     }
+    absl::StatusOr<int64_t> device_budget = ParseByteSize(absl::GetFlag(FLAGS_device_budget));
+    if (!device_budget.ok()) return absl::InvalidArgumentError(absl::StrCat("--device-budget: ", device_budget.status().message()));
+    paged.device_budget_bytes = *device_budget;
+    const std::string target = absl::GetFlag(FLAGS_kvstore);
+    if (!target.empty()) {
+      const absl::Time fp_start = absl::Now();
+      paged.fingerprint = ModelFingerprint(GgufContentHash((*model)->file()), (*model)->config(),
+                                           {.page_size = paged.page_size, .dtype = "f32"});
+      kvstore::ClientOptions client_options;
+      client_options.target = target;
+      client_options.client_name = "leoam-run";
+      const Hash128& fp = paged.fingerprint;
+      absl::StatusOr<std::unique_ptr<kvstore::KvStoreClient>> client = kvstore::KvStoreClient::Connect(
+          client_options, std::string(fp.begin(), fp.end()), KvStoreLayout((*model)->config(), paged.page_size));
+      if (!client.ok()) {
+        return absl::Status(client.status().code(),
+                            absl::StrCat("--kvstore ", target, ": ", client.status().message()));
+      }
+      kvstore_client = std::move(*client);
+      paged.kvstore = kvstore_client.get();
+      std::fprintf(stderr, "[kv] model fingerprint %s (hashed in %.0f ms); kvstore %s\n", HashHex(fp).c_str(),
+                   absl::ToDoubleMilliseconds(absl::Now() - fp_start), target.c_str());
+    } else if (paged.device_budget_bytes > 0 || paged.mode == SelectionMode::kOffloadAll) {
+      return absl::InvalidArgumentError("--device-budget and --mode offload-all need --kvstore");
+    }
     options.paged_kv = paged;
+  } else if (!absl::GetFlag(FLAGS_kvstore).empty()) {
+    return absl::InvalidArgumentError("--kvstore needs a paged mode (--mode leoam, quest or offload-all)");
   }
   const std::string logits_out = absl::GetFlag(FLAGS_logits_out);
   options.keep_prompt_logits = !logits_out.empty();
 
+  // Check everything before echoing the prompt, so a bad flag prints only its error.
+  if (absl::Status s = ValidateSamplingParams(options.sampling); !s.ok()) return s;
   const bool json = absl::GetFlag(FLAGS_json);
   StreamingDetokenizer detok(**tokenizer, /*at_text_start=*/prompt_text.empty());
   std::string generated_text;
@@ -209,8 +250,12 @@ absl::Status Run() {
               << ", \"finish_reason\": " << JsonString(FinishReasonName(result->finish_reason))
               << ", \"mode\": " << JsonString(absl::GetFlag(FLAGS_mode))
               << absl::StrFormat(", \"kv\": {\"selections\": %d, \"mean_tokens_attended\": %.2f, "
-                                 "\"mean_context\": %.2f, \"abstracts_read\": %d}",
-                                 stats.selections, mean_attended, mean_context, stats.counters.abstracts_read)
+                                 "\"mean_context\": %.2f, \"abstracts_read\": %d, \"cache_hits\": %d, "
+                                 "\"cache_misses\": %d, \"evictions\": %d, \"pages_written\": %d, "
+                                 "\"bytes_fetched_memory\": %d, \"bytes_fetched_disk\": %d, \"fetch_stall_ms\": %.3f}",
+                                 stats.selections, mean_attended, mean_context, stats.counters.abstracts_read,
+                                 stats.cache_hits, stats.cache_misses, stats.evictions, stats.pages_written,
+                                 stats.bytes_fetched_memory, stats.bytes_fetched_disk, stats.fetch_stall_seconds * 1e3)
               << absl::StrFormat(
                      ", \"timings\": {\"load_ms\": %.3f, \"prefill_ms\": %.3f, \"decode_ms\": %.3f, "
                      "\"prefill_tokens_per_s\": %.2f, \"decode_tokens_per_s\": %.2f}}",
@@ -230,6 +275,15 @@ absl::Status Run() {
       std::fprintf(stderr, "[kv] mode %s: %.1f of %.1f context tokens attended per layer-step, %lld abstracts read\n",
                    absl::GetFlag(FLAGS_mode).c_str(), mean_attended, mean_context,
                    static_cast<long long>(stats.counters.abstracts_read));
+    }
+    if (kvstore_client != nullptr) {
+      std::fprintf(stderr,
+                   "[kv] device cache: %lld hits, %lld misses, %lld evictions; written %lld pages (%.1f MiB); "
+                   "fetched %.1f MiB from memory tier, %.1f MiB from disk tier; fetch stall %.1f ms\n",
+                   static_cast<long long>(stats.cache_hits), static_cast<long long>(stats.cache_misses),
+                   static_cast<long long>(stats.evictions), static_cast<long long>(stats.pages_written),
+                   stats.bytes_written / 1048576.0, stats.bytes_fetched_memory / 1048576.0,
+                   stats.bytes_fetched_disk / 1048576.0, stats.fetch_stall_seconds * 1e3);
     }
   }
   return absl::OkStatus();

@@ -93,6 +93,28 @@ TEST(LeoamExactnessTest, LongGenerationMatchesDense) {
   }
 }
 
+// Regression: a prompt long enough for the per-layer probe (>= 8 pages) used to let adaptive
+// budget scaling (< 1) make a full-context budget sparse. A full budget must stay exact.
+TEST(LeoamExactnessTest, FullBudgetStaysExactAfterTheAdaptiveProbe) {
+  LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
+  LoadedModel s;
+  ASSERT_NO_FATAL_FAILURE(Load(model_path, 1, 512, s));
+  std::vector<int32_t> prompt = s.tokenizer->Encode("Lily and Tom went to the park", {.add_bos = true});
+  GenerateOptions options;
+  options.max_tokens = 240;
+  auto seed = Generate(*s.model, nullptr, prompt, options);
+  ASSERT_TRUE(seed.ok()) << seed.status();
+  prompt.insert(prompt.end(), seed->tokens.begin(), seed->tokens.end());  // ~250 tokens: 15+ pages
+  options.max_tokens = 150;
+  auto dense = Generate(*s.model, nullptr, prompt, options);
+  ASSERT_TRUE(dense.ok()) << dense.status();
+  options.paged_kv = FullBudget(SelectionMode::kLeoam, 16);
+  auto paged = Generate(*s.model, nullptr, prompt, options);
+  ASSERT_TRUE(paged.ok()) << paged.status();
+  EXPECT_EQ(paged->tokens, dense->tokens);
+  EXPECT_EQ(paged->kv_stats.tokens_attended, paged->kv_stats.context_tokens);
+}
+
 // A small budget attends a fraction of the context (not secretly everything), in both modes.
 TEST(LeoamExactnessTest, SmallBudgetAttendsLess) {
   LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
