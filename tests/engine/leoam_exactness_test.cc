@@ -33,6 +33,20 @@ void Load(const std::string& path, int threads, int prefill_chunk, LoadedModel& 
   s.tokenizer = std::move(*tokenizer);
 }
 
+// BOS plus `n` tokens sampled from the model itself (seeded): a realistic long prompt.
+std::vector<int32_t> SampledPrompt(LlamaModel& model, int32_t n, uint64_t seed) {
+  GenerateOptions options;
+  options.max_tokens = n;
+  options.sampling.temperature = 1.0f;
+  options.sampling.seed = seed;
+  const std::vector<int32_t> bos = {1};
+  auto sampled = Generate(model, nullptr, bos, options);
+  EXPECT_TRUE(sampled.ok()) << sampled.status();
+  std::vector<int32_t> prompt = bos;
+  if (sampled.ok()) prompt.insert(prompt.end(), sampled->tokens.begin(), sampled->tokens.end());
+  return prompt;
+}
+
 PagedKvOptions FullBudget(SelectionMode mode, int page_size) {
   PagedKvOptions o;
   o.mode = mode;
@@ -99,12 +113,8 @@ TEST(LeoamExactnessTest, FullBudgetStaysExactAfterTheAdaptiveProbe) {
   LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
   LoadedModel s;
   ASSERT_NO_FATAL_FAILURE(Load(model_path, 1, 512, s));
-  std::vector<int32_t> prompt = s.tokenizer->Encode("Lily and Tom went to the park", {.add_bos = true});
+  const std::vector<int32_t> prompt = SampledPrompt(*s.model, 250, 5);  // 16 pages: the probe runs
   GenerateOptions options;
-  options.max_tokens = 240;
-  auto seed = Generate(*s.model, nullptr, prompt, options);
-  ASSERT_TRUE(seed.ok()) << seed.status();
-  prompt.insert(prompt.end(), seed->tokens.begin(), seed->tokens.end());  // ~250 tokens: 15+ pages
   options.max_tokens = 150;
   auto dense = Generate(*s.model, nullptr, prompt, options);
   ASSERT_TRUE(dense.ok()) << dense.status();
@@ -121,15 +131,7 @@ TEST(LeoamExactnessTest, SmallBudgetAttendsLess) {
   LoadedModel s;
   ASSERT_NO_FATAL_FAILURE(Load(model_path, 1, 512, s));
   // A 300-token prompt from the model itself, so the probe sees a real context.
-  GenerateOptions seed_options;
-  seed_options.max_tokens = 300;
-  seed_options.sampling.temperature = 1.0f;
-  seed_options.sampling.seed = 7;
-  const std::vector<int32_t> bos = {1};
-  auto seed = Generate(*s.model, nullptr, bos, seed_options);
-  ASSERT_TRUE(seed.ok());
-  std::vector<int32_t> prompt = bos;
-  prompt.insert(prompt.end(), seed->tokens.begin(), seed->tokens.end());
+  const std::vector<int32_t> prompt = SampledPrompt(*s.model, 300, 7);
   for (SelectionMode mode : {SelectionMode::kQuest, SelectionMode::kLeoam}) {
     GenerateOptions options;
     options.max_tokens = 64;
@@ -151,15 +153,7 @@ TEST(LeoamExactnessTest, EqualTotalBudgetBoundsTheTotal) {
   LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
   LoadedModel s;
   ASSERT_NO_FATAL_FAILURE(Load(model_path, 1, 512, s));
-  GenerateOptions seed_options;
-  seed_options.max_tokens = 380;
-  seed_options.sampling.temperature = 1.0f;
-  seed_options.sampling.seed = 3;
-  const std::vector<int32_t> bos = {1};
-  auto seed = Generate(*s.model, nullptr, bos, seed_options);
-  ASSERT_TRUE(seed.ok());
-  std::vector<int32_t> prompt = bos;
-  prompt.insert(prompt.end(), seed->tokens.begin(), seed->tokens.end());
+  const std::vector<int32_t> prompt = SampledPrompt(*s.model, 380, 3);
   int64_t attended[2] = {0, 0};
   for (int equal = 0; equal < 2; ++equal) {
     GenerateOptions options;

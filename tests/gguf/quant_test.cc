@@ -11,55 +11,7 @@
 namespace leoam::gguf {
 namespace {
 
-TEST(Float16Test, KnownHalfEncodings) {
-  EXPECT_EQ(kernels::FloatToHalf(0.0f), 0x0000);
-  EXPECT_EQ(kernels::FloatToHalf(-0.0f), 0x8000);
-  EXPECT_EQ(kernels::FloatToHalf(1.0f), 0x3c00);
-  EXPECT_EQ(kernels::FloatToHalf(-2.0f), 0xc000);
-  EXPECT_EQ(kernels::FloatToHalf(65504.0f), 0x7bff);
-  EXPECT_EQ(kernels::FloatToHalf(65520.0f), 0x7c00);  // rounds to infinity
-  EXPECT_EQ(kernels::FloatToHalf(1e9f), 0x7c00);
-  EXPECT_EQ(kernels::FloatToHalf(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
-  EXPECT_EQ(kernels::FloatToHalf(std::ldexp(1.0f, -25)), 0x0000);  // tie rounds to even (0)
-  EXPECT_EQ(kernels::FloatToHalf(std::ldexp(1.5f, -25)), 0x0001);
-  EXPECT_EQ(kernels::FloatToHalf(std::ldexp(1.0f, -14)), 0x0400);  // smallest normal
-  EXPECT_EQ(kernels::FloatToHalf(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie to even
-  EXPECT_EQ(kernels::FloatToHalf(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02);  // tie to even (up)
-  EXPECT_TRUE(std::isnan(kernels::HalfToFloat(kernels::FloatToHalf(std::numeric_limits<float>::quiet_NaN()))));
-  EXPECT_EQ(kernels::HalfToFloat(0x7c00), std::numeric_limits<float>::infinity());
-}
-
-TEST(Float16Test, EveryHalfRoundTripsThroughFloat) {
-  for (uint32_t h = 0; h < 0x10000; ++h) {
-    const float f = kernels::HalfToFloat(static_cast<uint16_t>(h));
-    if (std::isnan(f)) continue;
-    ASSERT_EQ(kernels::FloatToHalf(f), h) << std::hex << h;
-  }
-}
-
-TEST(Float16Test, HalfRoundingIsNearest) {
-  // Against a double-precision search over neighbours for a spread of values.
-  for (int i = -2000; i <= 2000; ++i) {
-    const float x = static_cast<float>(i) * 0.0371f + std::ldexp(static_cast<float>(i), -20);
-    const uint16_t h = kernels::FloatToHalf(x);
-    const double err = std::fabs(double{kernels::HalfToFloat(h)} - x);
-    for (int d : {-1, 1}) {
-      const uint16_t n = static_cast<uint16_t>(h + d);
-      const float nf = kernels::HalfToFloat(n);
-      if ((n & 0x7c00) == 0x7c00 || std::signbit(nf) != std::signbit(kernels::HalfToFloat(h))) continue;
-      ASSERT_LE(err, std::fabs(double{nf} - x)) << x;
-    }
-  }
-}
-
-TEST(Bf16Test, RoundsToNearestEven) {
-  EXPECT_EQ(kernels::FloatToBf16(1.0f), 0x3f80);
-  EXPECT_EQ(kernels::Bf16ToFloat(0x3f80), 1.0f);
-  EXPECT_EQ(kernels::FloatToBf16(kernels::BitsToFloat(0x3f808000u)), 0x3f80);  // tie, even stays
-  EXPECT_EQ(kernels::FloatToBf16(kernels::BitsToFloat(0x3f818000u)), 0x3f82);  // tie, odd rounds up
-  EXPECT_EQ(kernels::FloatToBf16(kernels::BitsToFloat(0x3f808001u)), 0x3f81);
-  EXPECT_TRUE(std::isnan(kernels::Bf16ToFloat(kernels::FloatToBf16(std::numeric_limits<float>::quiet_NaN()))));
-}
+// fp16/bf16 conversions (kernels/half.h) are tested in tests/kernels/half_test.cc.
 
 TEST(Q8_0Test, MatchesGgmlReferenceRule) {
   std::vector<float> x(64);
