@@ -6,6 +6,9 @@
 #include "common/thread_pool.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cuda/cuda_probe.h"
+#ifdef LEOAM_HAVE_CUDA_BACKEND
+#include "kernels/cuda/cuda_backend.h"
+#endif
 
 namespace leoam {
 
@@ -20,13 +23,22 @@ absl::StatusOr<std::unique_ptr<kernels::Backend>> CreateBackend(const BackendCho
       return absl::UnavailableError(absl::StrCat("backend cuda requested but ", probe.detail));
     }
     if (probe.device_count > 0) {
-      // The CUDA backend is the subject of its own issue; until it lands, say so plainly.
-      if (choice.kind == "cuda") {
-        return absl::UnimplementedError(absl::StrCat("GPU found (", probe.detail,
-                                                     ") but the CUDA backend is not implemented in this version"));
+#ifdef LEOAM_HAVE_CUDA_BACKEND
+      absl::StatusOr<std::unique_ptr<kernels::CudaBackend>> cuda = kernels::CudaBackend::Create();
+      if (cuda.ok()) {
+        LEOAM_LOG(INFO, "using the CUDA backend on %s", (*cuda)->device_name());
+        return std::unique_ptr<kernels::Backend>(std::move(*cuda));
       }
-      LEOAM_LOG(WARNING, "GPU found (%s) but the CUDA backend is not implemented yet; using the CPU backend",
-                probe.detail);
+      if (choice.kind == "cuda") return cuda.status();
+      LEOAM_LOG(WARNING, "GPU found (%s) but the CUDA backend failed to start (%s); using the CPU backend",
+                probe.detail, cuda.status().ToString());
+#else
+      if (choice.kind == "cuda") {
+        return absl::UnimplementedError(
+            absl::StrCat("GPU found (", probe.detail, ") but this build has no CUDA backend (LEOAM_CUDA=OFF)"));
+      }
+      LEOAM_LOG(WARNING, "GPU found (%s) but this build has no CUDA backend; using the CPU backend", probe.detail);
+#endif
     } else {
       LEOAM_LOG(DEBUG, "using the CPU backend: %s", probe.detail);
     }

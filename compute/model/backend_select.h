@@ -17,7 +17,8 @@ struct BackendChoice {
 };
 
 // INVALID_ARGUMENT for an unknown kind; UNAVAILABLE for "cuda" without a GPU; UNIMPLEMENTED for
-// "cuda" until the CUDA backend exists. "auto" falls back to the CPU and logs why.
+// "cuda" in a build without CUDA; the CUDA backend's own error when it fails to start. "auto" falls
+// back to the CPU and logs why.
 absl::StatusOr<std::unique_ptr<kernels::Backend>> CreateBackend(const BackendChoice& choice);
 
 }  // namespace leoam
