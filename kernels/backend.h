@@ -121,6 +121,23 @@ class Backend {
   virtual absl::Status CopyOnDevice(void* dst, const void* src, size_t bytes) = 0;
   virtual absl::Status Synchronize() = 0;
 
+  // --- the host -> device data path of KV pages (the kvstore arena) ---
+  // Pins `bytes` of existing host memory for DMA (the arena mapping) until UnregisterHostMemory or
+  // the backend's end; the memory must outlive the registration. Default: nothing to do.
+  virtual absl::Status RegisterHostMemory(void* /*host*/, size_t /*bytes*/) { return absl::OkStatus(); }
+  virtual absl::Status UnregisterHostMemory(void* /*host*/) { return absl::OkStatus(); }
+  // Starts a host -> device copy on the copy stream, overlapping the ops already enqueued; `src`
+  // must stay valid until SynchronizeCopies() returns, and `dst` must not be read or written by
+  // enqueued ops that may still run (copy into free page slots). Ops enqueued after WaitForCopies()
+  // see every copy started before it. Default (backends without a copy engine): a synchronous CopyToDevice.
+  virtual absl::Status CopyToDeviceAsync(void* dst, const void* src, size_t bytes) {
+    return CopyToDevice(dst, src, bytes);
+  }
+  // Orders the compute stream after the copies started so far (no host wait).
+  virtual absl::Status WaitForCopies() { return absl::OkStatus(); }
+  // Blocks the host until the copies started so far are done (then their sources may be reused).
+  virtual absl::Status SynchronizeCopies() { return absl::OkStatus(); }
+
   // Makes constant data (weights, norms, tables) available to ops for the backend's lifetime.
   // When `host_outlives_backend` is true a backend may use `host` in place (the CPU backend does,
   // so memory-mapped weights are not copied).

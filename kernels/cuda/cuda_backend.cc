@@ -59,6 +59,8 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBacke
   backend->device_name_ = prop.name;
   backend->sm_count_ = prop.multiProcessorCount;
   ASSIGN_OR_RETURN(backend->stream_, cuda::CreateStream());
+  ASSIGN_OR_RETURN(backend->copy_stream_, cuda::CreateStream());
+  ASSIGN_OR_RETURN(backend->copies_done_, cuda::CreateEvent(/*timing=*/false));
   ASSIGN_OR_RETURN(backend->cublas_, cuda::CreateCublas(backend->stream_.get()));
   ASSIGN_OR_RETURN(backend->gemm_scratch_, cuda::DeviceMemory::Create(options.gemm_scratch_bytes));
   ASSIGN_OR_RETURN(backend->attention_scratch_, cuda::DeviceMemory::Create(options.attention_scratch_bytes));
@@ -70,6 +72,44 @@ absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBacke
 CudaBackend::~CudaBackend() {
   // Let enqueued work finish before its buffers go away.
   if (stream_) cudaStreamSynchronize(stream_.get());
+  if (copy_stream_) cudaStreamSynchronize(copy_stream_.get());
+}
+
+absl::Status CudaBackend::RegisterHostMemory(void* host, size_t bytes) {
+  LEOAM_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+  ASSIGN_OR_RETURN(cuda::HostRegistration registration, cuda::HostRegistration::Create(host, bytes));
+  registrations_.push_back(std::move(registration));
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::UnregisterHostMemory(void* host) {
+  for (auto it = registrations_.begin(); it != registrations_.end(); ++it) {
+    if (it->data() == host) {
+      // A copy in flight may still read it.
+      LEOAM_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(copy_stream_.get()));
+      registrations_.erase(it);
+      return absl::OkStatus();
+    }
+  }
+  return absl::NotFoundError("UnregisterHostMemory: that memory is not registered");
+}
+
+absl::Status CudaBackend::CopyToDeviceAsync(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return absl::OkStatus();
+  LEOAM_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+  LEOAM_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, copy_stream_.get()));
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::WaitForCopies() {
+  LEOAM_CUDA_RETURN_IF_ERROR(cudaEventRecord(copies_done_.get(), copy_stream_.get()));
+  LEOAM_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream_.get(), copies_done_.get(), 0));
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::SynchronizeCopies() {
+  LEOAM_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(copy_stream_.get()));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<DeviceBuffer> CudaBackend::Allocate(size_t bytes) {

@@ -9,6 +9,10 @@
 // time into backend-owned scratch (dequantizing at load would double their memory; prefill is
 // compute-bound, so the extra pass costs little there, and decode never takes this path).
 //
+// KV pages reach the device through CopyToDeviceAsync on a second stream: from the registered
+// (page-locked) kvstore arena that is DMA overlapping the compute stream's ops; WaitForCopies
+// makes the compute stream wait on an event, not the host.
+//
 // Attention and PagedAttention share one flash-decoding kernel (attention.cu) whose split-K
 // partials live in backend-owned scratch: the `workspace` argument of those ops (sized for the CPU)
 // is not used. Every scratch buffer is allocated once, at Create; ops allocate nothing.
@@ -52,6 +56,11 @@ class CudaBackend final : public Backend {
   absl::Status CopyOnDevice(void* dst, const void* src, size_t bytes) override;
   absl::Status Synchronize() override;
   absl::StatusOr<const void*> UploadConstant(const void* host, size_t bytes, bool host_outlives_backend) override;
+  absl::Status RegisterHostMemory(void* host, size_t bytes) override;
+  absl::Status UnregisterHostMemory(void* host) override;
+  absl::Status CopyToDeviceAsync(void* dst, const void* src, size_t bytes) override;
+  absl::Status WaitForCopies() override;
+  absl::Status SynchronizeCopies() override;
 
   absl::Status Embed(const Matrix& table, const int32_t* ids, int32_t n, float* out) override;
   absl::Status RmsNorm(const float* x, const float* weight, int32_t rows, int32_t dim, float eps, float* y) override;
@@ -75,7 +84,10 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   std::string device_name_;
   int32_t sm_count_ = 0;
-  cuda::Stream stream_;
+  cuda::Stream stream_;       // ops, and the synchronous copies
+  cuda::Stream copy_stream_;  // CopyToDeviceAsync: DMA that overlaps the ops
+  cuda::Event copies_done_;   // recorded on copy_stream_ by WaitForCopies
+  std::vector<cuda::HostRegistration> registrations_;
   cuda::CublasHandle cublas_;
   cuda::DeviceMemory gemm_scratch_;
   cuda::DeviceMemory attention_scratch_;

@@ -267,6 +267,23 @@ TEST_F(CudaBackendTest, PagedAttentionOverSelectedPages) {
   }
 }
 
+TEST_F(CudaBackendTest, AsyncCopiesFromRegisteredMemoryAreOrderedBeforeLaterOps) {
+  // 4 MiB of "arena" copied on the copy stream, then an op on the compute stream reads it.
+  const size_t count = size_t{1} << 20;
+  std::vector<float> arena = Random(count, 99), ones(count, 1.0f);
+  ASSERT_TRUE(gpu_->RegisterHostMemory(arena.data(), count * sizeof(float)).ok());
+  DeviceBuffer dst = Poisoned(count), addend = ToGpu(ones);
+  ASSERT_TRUE(gpu_->CopyToDeviceAsync(dst.data(), arena.data(), count * sizeof(float)).ok());
+  ASSERT_TRUE(gpu_->WaitForCopies().ok());
+  ASSERT_TRUE(gpu_->Add(dst.as<float>(), addend.as<float>(), count).ok());
+  ASSERT_TRUE(gpu_->SynchronizeCopies().ok());
+  std::vector<float> want = arena;
+  for (float& x : want) x += 1.0f;
+  EXPECT_EQ(RelativeError(want, FromGpu(dst, count)), 0.0);
+  EXPECT_TRUE(gpu_->UnregisterHostMemory(arena.data()).ok());
+  EXPECT_EQ(gpu_->UnregisterHostMemory(arena.data()).code(), absl::StatusCode::kNotFound);
+}
+
 TEST_F(CudaBackendTest, BadShapesAreErrorsNotCrashes) {
   AttentionParams params{1, 6, 4, 64, 0, 0.125f};  // 6 heads over 4 KV heads
   EXPECT_EQ(gpu_->Attention(params, nullptr, nullptr, nullptr, nullptr, nullptr).code(),
