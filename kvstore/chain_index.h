@@ -18,6 +18,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/types/span.h"
 #include "kvstore/page_key.h"
+#include "kvstore/segment_store.h"
 
 namespace leoam::kvstore {
 
@@ -26,10 +27,9 @@ struct PageInfo {
   uint8_t encoding = 0;
   uint32_t payload_bytes = 0;
   uint32_t abstract_bytes = 0;
-  // Write sequence number keying the payload in the disk tier's pages column family (see
-  // disk_tier.h); 0 for pages written before sequence keys existed.
-  uint64_t disk_seq = 0;
-  // CRC32C of the payload (kvstore/crc32c.h); meaningful when disk_seq != 0.
+  // Where the payload lies in the disk tier's segment files (kvstore/segment_store.h).
+  SegmentLocation where;
+  // CRC32C of the payload (kvstore/crc32c.h), checked on every disk read.
   uint32_t payload_crc = 0;
 };
 

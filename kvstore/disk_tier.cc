@@ -6,7 +6,10 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "common/log.h"
 #include "kvstore/crc32c.h"
@@ -21,26 +24,20 @@
 namespace leoam::kvstore {
 namespace {
 
-enum Cf { kDefault = 0, kPages = 1, kAbstracts = 2, kMeta = 3 };
+enum Cf { kDefault = 0, kAbstracts = 1, kMeta = 2 };
 constexpr std::string_view kFingerprintPrefix = "fp/";
-// Version 1: no disk_seq (payload keyed by the page key); version 2 appends disk_seq (8) and
-// payload_crc (4).
-constexpr uint8_t kMetaVersion = 2;
-constexpr size_t kMetaV1Bytes = 1 + 1 + kHashBytes + 1 + 4 + 4;
-constexpr size_t kMetaBytes = kMetaV1Bytes + 8 + 4;
+constexpr std::string_view kFormatPrefix = "leoam-kvstore disk format ";
 
-// Key of a payload in the pages column family: fp_id | disk_seq (8, big-endian) | page key
-// (which starts with fp_id again; kept whole so the key is self-describing). disk_seq 0: the
-// legacy key, the page key alone.
-std::string PayloadKey(const DiskPageRef& p) {
-  std::string page_key = EncodePageKey(p.key);
-  if (p.disk_seq == 0) return page_key;
-  std::string s(12, '\0');
-  PutBigEndian32(p.key.node.fp_id, s.data());
-  PutBigEndian32(static_cast<uint32_t>(p.disk_seq >> 32), s.data() + 4);
-  PutBigEndian32(static_cast<uint32_t>(p.disk_seq), s.data() + 8);
-  return s + page_key;
+// PageMeta v3: version (1) | has_parent (1) | parent (16) | encoding (1) | payload_bytes (4) |
+// abstract_bytes (4) | segment (8) | offset (8) | payload_crc (4); integers big-endian.
+constexpr uint8_t kMetaVersion = 3;
+constexpr size_t kMetaBytes = 1 + 1 + kHashBytes + 1 + 4 + 4 + 8 + 8 + 4;
+
+void PutBigEndian64(uint64_t v, char* p) {
+  PutBigEndian32(static_cast<uint32_t>(v >> 32), p);
+  PutBigEndian32(static_cast<uint32_t>(v), p + 4);
 }
+uint64_t GetBigEndian64(const char* p) { return (uint64_t{GetBigEndian32(p)} << 32) | GetBigEndian32(p + 4); }
 
 absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -54,21 +51,22 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 
 std::string EncodeMeta(const std::optional<Hash128>& parent, const PageInfo& info) {
   std::string s(kMetaBytes, '\0');
-  s[0] = static_cast<char>(kMetaVersion);
-  s[1] = parent.has_value() ? 1 : 0;
-  if (parent.has_value()) std::memcpy(s.data() + 2, parent->bytes.data(), kHashBytes);
-  s[2 + kHashBytes] = static_cast<char>(info.encoding);
-  PutBigEndian32(info.payload_bytes, s.data() + 3 + kHashBytes);
-  PutBigEndian32(info.abstract_bytes, s.data() + 7 + kHashBytes);
-  PutBigEndian32(static_cast<uint32_t>(info.disk_seq >> 32), s.data() + kMetaV1Bytes);
-  PutBigEndian32(static_cast<uint32_t>(info.disk_seq), s.data() + kMetaV1Bytes + 4);
-  PutBigEndian32(info.payload_crc, s.data() + kMetaV1Bytes + 8);
+  char* p = s.data();
+  p[0] = static_cast<char>(kMetaVersion);
+  p[1] = parent.has_value() ? 1 : 0;
+  if (parent.has_value()) std::memcpy(p + 2, parent->bytes.data(), kHashBytes);
+  p += 2 + kHashBytes;
+  p[0] = static_cast<char>(info.encoding);
+  PutBigEndian32(info.payload_bytes, p + 1);
+  PutBigEndian32(info.abstract_bytes, p + 5);
+  PutBigEndian64(info.where.segment, p + 9);
+  PutBigEndian64(info.where.offset, p + 17);
+  PutBigEndian32(info.payload_crc, p + 25);
   return s;
 }
 
 bool DecodeMeta(std::string_view s, std::optional<Hash128>* parent, PageInfo* info) {
-  const uint8_t version = s.empty() ? 0 : static_cast<uint8_t>(s[0]);
-  if (!(version == 1 && s.size() == kMetaV1Bytes) && !(version == 2 && s.size() == kMetaBytes)) return false;
+  if (s.size() != kMetaBytes || static_cast<uint8_t>(s[0]) != kMetaVersion) return false;
   if (s[1] != 0) {
     Hash128 h;
     std::memcpy(h.bytes.data(), s.data() + 2, kHashBytes);
@@ -76,13 +74,13 @@ bool DecodeMeta(std::string_view s, std::optional<Hash128>* parent, PageInfo* in
   } else {
     parent->reset();
   }
-  info->encoding = static_cast<uint8_t>(s[2 + kHashBytes]);
-  info->payload_bytes = GetBigEndian32(s.data() + 3 + kHashBytes);
-  info->abstract_bytes = GetBigEndian32(s.data() + 7 + kHashBytes);
-  info->disk_seq = version == 1 ? 0
-                                : (uint64_t{GetBigEndian32(s.data() + kMetaV1Bytes)} << 32) |
-                                      GetBigEndian32(s.data() + kMetaV1Bytes + 4);
-  info->payload_crc = version == 1 ? 0 : GetBigEndian32(s.data() + kMetaV1Bytes + 8);
+  const char* p = s.data() + 2 + kHashBytes;
+  info->encoding = static_cast<uint8_t>(p[0]);
+  info->payload_bytes = GetBigEndian32(p + 1);
+  info->abstract_bytes = GetBigEndian32(p + 5);
+  info->where.segment = GetBigEndian64(p + 9);
+  info->where.offset = GetBigEndian64(p + 17);
+  info->payload_crc = GetBigEndian32(p + 25);
   return true;
 }
 
@@ -94,16 +92,61 @@ std::string EncodeFingerprintValue(const FingerprintRecord& r) {
   return s;
 }
 
-// Whether files in `dir` can be opened with O_DIRECT (tmpfs, for one, refuses it with EINVAL).
-bool DirectIoWorks(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  const std::string probe = dir + "/.direct_io_probe";
-  const int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+absl::Status SyncPath(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(absl::StrFormat("cannot open %s: %s", path, std::strerror(errno)));
+  const int rc = ::fsync(fd);
   const int err = errno;
-  if (fd >= 0) ::close(fd);
-  ::unlink(probe.c_str());
-  return fd >= 0 || err != EINVAL;
+  ::close(fd);
+  if (rc != 0) return absl::UnavailableError(absl::StrFormat("fsync %s: %s", path, std::strerror(err)));
+  return absl::OkStatus();
+}
+
+// Checks (or, in a new data dir, writes) the FORMAT file.
+absl::Status CheckFormat(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::InternalError(absl::StrFormat("cannot create %s: %s", dir, ec.message()));
+  const std::string path = dir + "/FORMAT";
+  if (fs::exists(path, ec)) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    std::string text = ss.str();
+    uint32_t version = 0;
+    if (text.rfind(kFormatPrefix, 0) != 0 ||
+        !absl::SimpleAtoi(absl::string_view(text).substr(kFormatPrefix.size()), &version)) {
+      return absl::FailedPreconditionError(absl::StrFormat("%s is not a leoam-kvstore FORMAT file", path));
+    }
+    if (version != kDiskFormatVersion) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s holds leoam-kvstore disk format %d; this leoam-kvstore reads format %d. Use the matching "
+          "leoam-kvstore, or another (or emptied) --data_dir: the store is a cache, its pages can be recomputed",
+          dir, version, kDiskFormatVersion));
+    }
+    return absl::OkStatus();
+  }
+  // No FORMAT file: a new data dir, or one written before format versions existed (RocksDB
+  // directly in the data dir, payloads inside RocksDB).
+  if (fs::exists(dir + "/CURRENT", ec) || fs::exists(dir + "/db", ec) || fs::exists(dir + "/segments", ec)) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "%s holds a leoam-kvstore disk tier without a FORMAT file (written by an older leoam-kvstore, formats 1-2: "
+        "payloads inside RocksDB); this leoam-kvstore reads format %d only. Its pages cannot be read: empty the "
+        "directory or use another --data_dir (the store is a cache, its pages can be recomputed)",
+        dir, kDiskFormatVersion));
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << kFormatPrefix << kDiskFormatVersion << "\n";
+    if (!f.flush()) return absl::InternalError("cannot write " + tmp);
+  }
+  absl::Status s = SyncPath(tmp, O_RDONLY);
+  if (!s.ok()) return s;
+  fs::rename(tmp, path, ec);
+  if (ec) return absl::InternalError(absl::StrFormat("cannot create %s: %s", path, ec.message()));
+  return SyncPath(dir, O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace
@@ -118,21 +161,15 @@ absl::StatusOr<std::unique_ptr<DiskTier>> DiskTier::Open(const DiskTierOptions& 
 absl::Status DiskTier::Init(const DiskTierOptions& options) {
   options_ = options;
   if (options.path.empty()) return absl::InvalidArgumentError("disk tier path is empty");
+  absl::Status fs = CheckFormat(options.path);
+  if (!fs.ok()) return fs;
+
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = options.background_jobs;
-  db_options.max_total_wal_size = 256ull << 20;  // bound WAL replay time after a crash
+  db_options.max_total_wal_size = 64ull << 20;  // bound WAL replay time after a crash
   db_options.keep_log_file_num = 4;
-  // Pages of a chain are written together, so they sit next to each other in a blob file and are
-  // read in that order: let the kernel read ahead instead of advising random access.
-  db_options.advise_random_on_open = false;
-  db_options.use_direct_reads = options.direct_reads;
-  if (options.direct_reads && !DirectIoWorks(options.path)) {
-    LEOAM_LOG(WARNING, "%s does not support O_DIRECT (tmpfs?); the disk tier reads through the page cache",
-              options.path);
-    db_options.use_direct_reads = false;
-  }
 
   // One block cache for every column family: abstracts and metadata are small and hot.
   rocksdb::BlockBasedTableOptions table;
@@ -140,30 +177,28 @@ absl::Status DiskTier::Init(const DiskTierOptions& options) {
   table.cache_index_and_filter_blocks = true;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   std::shared_ptr<rocksdb::TableFactory> table_factory(rocksdb::NewBlockBasedTableFactory(table));
-
-  rocksdb::ColumnFamilyOptions small;  // default, abstracts, meta: small values, zstd pays
+  rocksdb::ColumnFamilyOptions small;  // small values, zstd pays
   small.table_factory = table_factory;
   small.compression = rocksdb::kZSTD;
   small.bottommost_compression = rocksdb::kZSTD;
   small.write_buffer_size = 16 << 20;
 
-  rocksdb::ColumnFamilyOptions pages;
-  pages.table_factory = table_factory;
-  pages.compression = rocksdb::kNoCompression;  // keys only in SSTs once blobs are on
-  pages.enable_blob_files = true;
-  pages.min_blob_size = options.min_blob_bytes;
-  pages.blob_file_size = 256ull << 20;
-  pages.blob_compression_type = options.compress_pages ? rocksdb::kZSTD : rocksdb::kNoCompression;
-  pages.enable_blob_garbage_collection = true;  // reclaim space of evicted pages
-  pages.blob_garbage_collection_age_cutoff = 0.5;
-  pages.write_buffer_size = 64 << 20;
-
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, small}, {"pages", pages}, {"abstracts", small}, {"meta", small}};
+      {rocksdb::kDefaultColumnFamilyName, small}, {"abstracts", small}, {"meta", small}};
   rocksdb::DB* db = nullptr;
-  rocksdb::Status rs = rocksdb::DB::Open(db_options, options.path, cfs, &handles_, &db);
-  if (!rs.ok()) return FromRocks(rs, "cannot open the disk tier at " + options.path);
+  // RocksDB's LOCK file keeps a second server off this data dir: open it before the segments.
+  const std::string db_path = options.path + "/db";
+  rocksdb::Status rs = rocksdb::DB::Open(db_options, db_path, cfs, &handles_, &db);
+  if (!rs.ok()) return FromRocks(rs, "cannot open the disk tier at " + db_path);
   db_ = db;
+
+  SegmentStoreOptions so;
+  so.dir = options.path + "/segments";
+  so.direct_reads = options.direct_reads;
+  so.segment_bytes = options.segment_bytes;
+  absl::StatusOr<std::unique_ptr<SegmentStore>> segs = SegmentStore::Open(so);
+  if (!segs.ok()) return segs.status();
+  segments_ = std::move(*segs);
   return absl::OkStatus();
 }
 
@@ -206,113 +241,138 @@ absl::Status DiskTier::PutFingerprint(const FingerprintRecord& record) {
 
 absl::Status DiskTier::ScanPages(
     const std::function<void(const PageKey&, const std::optional<Hash128>&, const PageInfo&)>& fn) {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
-    PageKey key;
-    std::optional<Hash128> parent;
-    PageInfo info;
-    if (!DecodePageKey(std::string_view(it->key().data(), it->key().size()), &key) ||
-        !DecodeMeta(std::string_view(it->value().data(), it->value().size()), &parent, &info)) {
-      return absl::DataLossError("malformed page metadata in the disk tier");
+  std::vector<PageKey> lost;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), handles_[kMeta]));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      PageKey key;
+      std::optional<Hash128> parent;
+      PageInfo info;
+      if (!DecodePageKey(std::string_view(it->key().data(), it->key().size()), &key) ||
+          !DecodeMeta(std::string_view(it->value().data(), it->value().size()), &parent, &info)) {
+        return absl::DataLossError("malformed page metadata in the disk tier");
+      }
+      if (!segments_->Contains(info.where, info.payload_bytes)) {
+        lost.push_back(key);
+        continue;
+      }
+      segments_->AddLive(info.where, info.payload_bytes);
+      fn(key, parent, info);
     }
-    fn(key, parent, info);
+    absl::Status s = FromRocks(it->status(), "scanning page metadata");
+    if (!s.ok()) return s;
   }
-  return FromRocks(it->status(), "scanning page metadata");
+  if (lost.empty()) return absl::OkStatus();
+  LEOAM_LOG(WARNING, "disk tier: %d pages point at missing segment bytes; deleting their metadata", lost.size());
+  rocksdb::WriteBatch batch;
+  for (const PageKey& k : lost) {
+    const std::string kb = EncodePageKey(k);
+    for (int cf : {kAbstracts, kMeta}) {
+      rocksdb::Status s = batch.Delete(handles_[cf], kb);
+      if (!s.ok()) return FromRocks(s, "building a delete batch");
+    }
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  return FromRocks(db_->Write(wo, &batch), "deleting pages without payload");
 }
 
-absl::Status DiskTier::Write(absl::Span<const PageWrite> puts, absl::Span<const DiskPageRef> deletes) {
-  rocksdb::WriteBatch batch;
+void DiskTier::FinishLoad() {
+  const size_t n = segments_->CollectGarbage();
+  LEOAM_LOG(INFO, "disk tier: %d segment files (%d bytes, %d live), %d dead ones deleted, %s reads",
+            segments_->num_segments(), segments_->file_bytes(), segments_->live_bytes(), n,
+            segments_->direct_reads() ? "O_DIRECT" : "buffered");
+}
+
+absl::Status DiskTier::Write(absl::Span<PageWrite> puts, absl::Span<const DiskPageRef> deletes) {
+  // 1. Payloads, back to back in one segment (a chain's pages stay adjacent: one read later).
+  std::vector<const uint8_t*> payloads;
+  std::vector<uint32_t> lengths;
   uint64_t bytes = 0;
+  bool padded = true;
+  for (const PageWrite& p : puts) {
+    padded = padded && p.payload_padded;
+    payloads.push_back(p.payload);
+    lengths.push_back(p.info.payload_bytes);
+    bytes += p.info.payload_bytes;
+  }
+  std::vector<SegmentLocation> where;
+  if (!puts.empty()) {
+    absl::Status s = segments_->Append(payloads, lengths, options_.sync_writes, &where, padded);
+    if (!s.ok()) return s;
+    for (size_t i = 0; i < puts.size(); ++i) puts[i].info.where = where[i];
+  }
+  auto release_puts = [&] {
+    for (size_t i = 0; i < where.size(); ++i) segments_->Release(where[i], lengths[i]);
+  };
+  // 2. Metadata + abstracts of every page, and the deletes, in one batch.
+  rocksdb::WriteBatch batch;
   for (const DiskPageRef& d : deletes) {
     const std::string k = EncodePageKey(d.key);
-    rocksdb::Status s = batch.Delete(handles_[kPages], PayloadKey(d));
-    for (int cf : {kAbstracts, kMeta}) {
-      if (s.ok()) s = batch.Delete(handles_[cf], k);
+    rocksdb::Status s = batch.Delete(handles_[kAbstracts], k);
+    if (s.ok()) s = batch.Delete(handles_[kMeta], k);
+    if (!s.ok()) {
+      release_puts();
+      return FromRocks(s, "building a write batch");
     }
-    if (!s.ok()) return FromRocks(s, "building a write batch");
   }
   for (const PageWrite& p : puts) {
     const std::string k = EncodePageKey(p.key);
-    rocksdb::Status s = batch.Put(handles_[kPages], PayloadKey(DiskPageRef{p.key, p.info.disk_seq}),
-                                  rocksdb::Slice(reinterpret_cast<const char*>(p.payload), p.info.payload_bytes));
-    if (s.ok()) s = batch.Put(handles_[kAbstracts], k, rocksdb::Slice(p.abstract.data(), p.abstract.size()));
+    rocksdb::Status s = batch.Put(handles_[kAbstracts], k, rocksdb::Slice(p.abstract.data(), p.abstract.size()));
     if (s.ok()) s = batch.Put(handles_[kMeta], k, EncodeMeta(p.parent, p.info));
-    if (!s.ok()) return FromRocks(s, "building a write batch");
-    bytes += p.info.payload_bytes;
+    if (!s.ok()) {
+      release_puts();
+      return FromRocks(s, "building a write batch");
+    }
   }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
   rocksdb::Status ws = db_->Write(wo, &batch);
-  if (!ws.ok()) return FromRocks(ws, "writing pages to the disk tier");
+  if (!ws.ok()) {
+    release_puts();
+    return FromRocks(ws, "writing pages to the disk tier");
+  }
+  // 3. Deleted pages' segment space (a segment file goes once none of its pages is live).
+  for (const DiskPageRef& d : deletes) segments_->Release(d.info.where, d.info.payload_bytes);
   write_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
-absl::Status DiskTier::DeleteFingerprintPages(uint32_t fp_id) {
+absl::Status DiskTier::DeleteFingerprintPages(uint32_t fp_id, absl::Span<const DiskPageRef> pages) {
   rocksdb::WriteBatch batch;
   const std::string begin = FingerprintRangeStart(fp_id), end = FingerprintRangeLimit(fp_id);
-  for (int cf : {kPages, kAbstracts, kMeta}) {
+  for (int cf : {kAbstracts, kMeta}) {
     rocksdb::Status s = batch.DeleteRange(handles_[cf], begin, end);
     if (!s.ok()) return FromRocks(s, "building a delete batch");
   }
   rocksdb::WriteOptions wo;
   wo.sync = options_.sync_writes;
-  return FromRocks(db_->Write(wo, &batch), "deleting a fingerprint's pages");
-}
-
-absl::Status DiskTier::ReadPage(const PageKey& key, const PageInfo& info, uint8_t* dst) {
-  std::vector<absl::Status> st;
-  ReadPages({key}, {info}, {dst}, &st);
-  return st[0];
-}
-
-namespace {
-
-// Checks a read payload: length, and our CRC32C for pages that carry one.
-absl::Status CheckPayload(const rocksdb::Slice& value, const PageInfo& info) {
-  if (value.size() != info.payload_bytes) {
-    return absl::DataLossError(
-        absl::StrFormat("stored page has %d bytes, metadata says %d", value.size(), info.payload_bytes));
-  }
-  if (info.disk_seq != 0 && Crc32c(value.data(), value.size()) != info.payload_crc) {
-    return absl::DataLossError("stored page payload fails its CRC32C check");
-  }
+  absl::Status s = FromRocks(db_->Write(wo, &batch), "deleting a fingerprint's pages");
+  if (!s.ok()) return s;
+  for (const DiskPageRef& d : pages) segments_->Release(d.info.where, d.info.payload_bytes);
   return absl::OkStatus();
 }
 
-}  // namespace
+absl::Status DiskTier::ReadPage(const PageInfo& info, uint8_t* dst) {
+  std::vector<absl::Status> st;
+  ReadPages({info}, {dst}, &st);
+  return st[0];
+}
 
-void DiskTier::ReadPages(absl::Span<const PageKey> keys, absl::Span<const PageInfo> infos,
-                         absl::Span<uint8_t* const> dsts, std::vector<absl::Status>* statuses) {
-  statuses->assign(keys.size(), absl::OkStatus());
-  if (keys.empty()) return;
-  std::vector<std::string> key_bytes;
-  key_bytes.reserve(keys.size());
-  bool legacy = false;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    key_bytes.push_back(PayloadKey(DiskPageRef{keys[i], infos[i].disk_seq}));
-    legacy |= infos[i].disk_seq == 0;
-  }
-  std::vector<rocksdb::Slice> slices(key_bytes.begin(), key_bytes.end());
-  std::vector<rocksdb::PinnableSlice> values(keys.size());
-  std::vector<rocksdb::Status> rs(keys.size());
-  rocksdb::ReadOptions ro;
-  // Our own (hardware) CRC32C covers pages with a disk_seq; pages from before it existed have
-  // only RocksDB's blob checksum, so verify that when any is in the batch.
-  ro.verify_checksums = legacy;
-  db_->MultiGet(ro, handles_[kPages], keys.size(), slices.data(), values.data(), rs.data());
+void DiskTier::ReadPages(absl::Span<const PageInfo> infos, absl::Span<uint8_t* const> dsts,
+                         std::vector<absl::Status>* statuses) {
+  std::vector<SegmentRead> reads(infos.size());
+  for (size_t i = 0; i < infos.size(); ++i) reads[i] = SegmentRead{infos[i].where, infos[i].payload_bytes, dsts[i]};
+  segments_->Read(reads, statuses);
   uint64_t bytes = 0;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (!rs[i].ok()) {
-      (*statuses)[i] = FromRocks(rs[i], "reading a page");
-      continue;
-    }
-    (*statuses)[i] = CheckPayload(values[i], infos[i]);
-    if (!(*statuses)[i].ok()) {
+  for (size_t i = 0; i < infos.size(); ++i) {
+    if (!(*statuses)[i].ok()) continue;
+    if (Crc32c(dsts[i], infos[i].payload_bytes) != infos[i].payload_crc) {
+      (*statuses)[i] = absl::DataLossError(absl::StrFormat("page payload at segment %d offset %d fails its CRC32C check",
+                                                           infos[i].where.segment, infos[i].where.offset));
       LEOAM_LOG(ERROR, "disk tier: %s", (*statuses)[i].ToString());
       continue;
     }
-    std::memcpy(dsts[i], values[i].data(), infos[i].payload_bytes);
     bytes += infos[i].payload_bytes;
   }
   read_bytes_.fetch_add(bytes, std::memory_order_relaxed);
@@ -340,11 +400,10 @@ absl::Status DiskTier::ReadAbstracts(absl::Span<const PageKey> keys, std::vector
 }
 
 uint64_t DiskTier::FilesBytes() const {
-  uint64_t total = 0;
+  uint64_t total = segments_->file_bytes();
   for (rocksdb::ColumnFamilyHandle* h : handles_) {
     uint64_t v = 0;
     if (db_->GetIntProperty(h, "rocksdb.total-sst-files-size", &v)) total += v;
-    if (db_->GetIntProperty(h, "rocksdb.total-blob-file-size", &v)) total += v;
   }
   return total;
 }

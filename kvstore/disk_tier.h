@@ -1,16 +1,21 @@
-// DiskTier: the persistent tier, a RocksDB database with four column families:
-//   pages      fp_id | write sequence number | page key -> payload bytes (BlobDB: values >=
-//              min_blob_bytes live in blob files). BlobDB writes blob files at flush, in key
-//              order: keying payloads by write order keeps the pages of a chain, put together,
-//              next to each other in a blob file, so a fetch of them reads the file sequentially
-//              (keyed by hash alone they were scattered over the file: random 64 KiB reads).
-//              Pages written before this change keep their old 24-byte key (disk_seq 0).
-//   abstracts  page key -> abstract blob (small, hot; zstd-compressed SSTs)
-//   meta       page key -> PageMeta (parent hash, encoding, sizes; the index is rebuilt from it)
-//   default    "fp/<fingerprint>" -> fingerprint id + layout
-// A put writes payload + abstract + meta of every page of a request in ONE WriteBatch, so after a
-// crash a page is either wholly there or not at all. The WAL is always on; with sync_writes each
-// batch is fsynced before Write returns.
+// DiskTier: the persistent tier. On-disk format version kDiskFormatVersion (3), in the data dir:
+//   FORMAT      "leoam-kvstore disk format 3\n": a data dir of any other version (or an unversioned
+//               one, written before versions existed) is refused at start with FAILED_PRECONDITION.
+//   segments/   page payloads in append-only segment files (kvstore/segment_store.h), written at
+//               put, read with O_DIRECT straight into the arena.
+//   db/         RocksDB (WAL always on) with three column families:
+//     meta       page key -> PageMeta v3: parent hash, encoding, sizes, {segment, offset}, CRC32C
+//                of the payload (the chain index is rebuilt from it at start)
+//     abstracts  page key -> abstract blob (small, hot; zstd-compressed SSTs)
+//     default    "fp/<fingerprint>" -> fingerprint id + layout
+//
+// Write order of a put (Write): payloads appended to the active segment (fdatasync'ed with
+// sync_writes), THEN one RocksDB WriteBatch with the metadata + abstracts of every page of the
+// request (WAL fsynced with sync_writes). So metadata never points at bytes that were not written
+// before it, a page is either wholly there or not at all, and every read is checked against the
+// page's CRC32C, so torn or lost payload bytes (e.g. async durability and a power loss) are
+// DATA_LOSS, never served. Deletes: metadata first, then the segment is deleted once none of its
+// pages is live; at start, pages whose segment bytes are missing are dropped.
 #pragma once
 
 #include <atomic>
@@ -28,6 +33,7 @@
 #include "kvstore/chain_index.h"
 #include "kvstore/layout.h"
 #include "kvstore/page_key.h"
+#include "kvstore/segment_store.h"
 
 namespace rocksdb {
 class DB;
@@ -36,17 +42,18 @@ class ColumnFamilyHandle;
 
 namespace leoam::kvstore {
 
+inline constexpr uint32_t kDiskFormatVersion = 3;
+
 struct DiskTierOptions {
-  std::string path;                // database directory (created if missing); required
-  bool sync_writes = false;        // fsync the WAL before each Write returns (--durability=sync)
-  bool compress_pages = false;     // zstd on page blobs (KV payloads rarely shrink; default off)
-  uint64_t min_blob_bytes = 512;   // page values at least this large go to blob files
+  std::string path;                // data directory (created if missing); required
+  bool sync_writes = false;        // fdatasync segments + fsync the WAL before Write returns (--durability=sync)
   int background_jobs = 2;         // RocksDB flush + compaction threads
-  uint64_t block_cache_bytes = 128ull << 20;  // LRU cache of SST blocks (abstracts, metadata, blob indexes)
-  // O_DIRECT reads of SSTs and blob files. With it, ReadPages' MultiGet merges the blobs of
-  // consecutive pages (written together, so adjacent in a blob file) into one large read, and
-  // pages do not pass through (and evict others from) the page cache. Default on.
+  uint64_t block_cache_bytes = 128ull << 20;  // LRU cache of SST blocks (abstracts, metadata)
+  // O_DIRECT segment reads: adjacent pages are read with one large preadv straight into the
+  // destination, without passing through (and evicting others from) the page cache. Default on;
+  // falls back to buffered reads where the file system refuses O_DIRECT (tmpfs).
   bool direct_reads = true;
+  uint64_t segment_bytes = 128ull << 20;  // size at which a new segment file is started
 };
 
 struct FingerprintRecord {
@@ -55,19 +62,22 @@ struct FingerprintRecord {
   Layout layout;
 };
 
-// A stored page as the disk tier addresses it.
+// A stored page as the disk tier addresses it (info as the index holds it: location, length).
 struct DiskPageRef {
   PageKey key;
-  uint64_t disk_seq = 0;  // PageInfo::disk_seq
+  PageInfo info;
 };
 
-// One page to write (info.disk_seq: a number no other stored page of the fingerprint has, >= 1).
+// One page to write. Write fills info.where.
 struct PageWrite {
   PageKey key;
   std::optional<Hash128> parent;
-  PageInfo info;
+  PageInfo info;  // encoding, payload_bytes, abstract_bytes, payload_crc set by the caller
   const uint8_t* payload = nullptr;  // info.payload_bytes bytes
   std::string_view abstract;
+  // The payload is kSegmentAlign-aligned and zero-padded to SegmentPadded(payload_bytes) (an
+  // arena block): written with O_DIRECT when every page of the Write is.
+  bool payload_padded = false;
 };
 
 class DiskTier {
@@ -81,32 +91,35 @@ class DiskTier {
   // Durable (synced) regardless of sync_writes: it happens once per fingerprint.
   absl::Status PutFingerprint(const FingerprintRecord& record);
 
-  // Calls fn for every stored page's metadata.
+  // Calls fn for every stored page whose payload is in a segment; the others (their segment
+  // is gone or truncated) are deleted. Every page reported counts as live until deleted with
+  // Write; call FinishLoad afterwards.
   absl::Status ScanPages(const std::function<void(const PageKey&, const std::optional<Hash128>&, const PageInfo&)>& fn);
+  // Deletes segment files without live pages (after ScanPages and orphan deletes).
+  void FinishLoad();
 
-  // Writes `puts` and deletes every column family's entry of `deletes`, atomically.
-  absl::Status Write(absl::Span<const PageWrite> puts, absl::Span<const DiskPageRef> deletes);
-  // Deletes every page of a fingerprint (its record stays).
-  absl::Status DeleteFingerprintPages(uint32_t fp_id);
+  // Writes `puts` (payloads to a segment, then metadata and abstracts in one atomic batch, see
+  // above; fills each info.where) and deletes `deletes` in the same batch.
+  absl::Status Write(absl::Span<PageWrite> puts, absl::Span<const DiskPageRef> deletes);
+  // Deletes every page of a fingerprint (its record stays); `pages` are its stored pages (for
+  // segment space accounting).
+  absl::Status DeleteFingerprintPages(uint32_t fp_id, absl::Span<const DiskPageRef> pages);
 
-  // Copies a page's payload into dst (exactly `length` bytes). NOT_FOUND if absent, DATA_LOSS if
-  // the stored length differs.
-  // info: the page's PageInfo as written (payload_bytes, disk_seq, payload_crc). Pages with a
-  // disk_seq are checked against payload_crc (DATA_LOSS on mismatch) with our hardware CRC32C
-  // instead of RocksDB's software one; older pages keep RocksDB's blob checksum.
-  absl::Status ReadPage(const PageKey& key, const PageInfo& info, uint8_t* dst);
-  // Reads many pages with one RocksDB MultiGet (blob reads of one file are sorted, batched and,
-  // with direct_reads, merged). dsts[i] receives exactly infos[i].payload_bytes bytes;
-  // (*statuses)[i] is OK, NOT_FOUND or DATA_LOSS as for ReadPage.
-  void ReadPages(absl::Span<const PageKey> keys, absl::Span<const PageInfo> infos, absl::Span<uint8_t* const> dsts,
-                 std::vector<absl::Status>* statuses);
+  // Reads pages; dsts[i] receives infos[i].payload_bytes bytes (with O_DIRECT, dsts[i] must be
+  // kSegmentAlign-aligned with room for SegmentPadded(payload_bytes): arena blocks are).
+  // Adjacent pages are read with one preadv. (*statuses)[i]: OK, NOT_FOUND (segment deleted:
+  // the page was evicted or dropped meanwhile) or DATA_LOSS (CRC32C mismatch, short file).
+  void ReadPages(absl::Span<const PageInfo> infos, absl::Span<uint8_t* const> dsts, std::vector<absl::Status>* statuses);
+  absl::Status ReadPage(const PageInfo& info, uint8_t* dst);
   // Abstracts of pages; nullopt where absent.
   absl::Status ReadAbstracts(absl::Span<const PageKey> keys, std::vector<std::optional<std::string>>* out);
 
   uint64_t read_bytes() const { return read_bytes_.load(std::memory_order_relaxed); }
   uint64_t write_bytes() const { return write_bytes_.load(std::memory_order_relaxed); }
-  // Bytes of SST + blob files on disk (RocksDB's own view, lags deletes until compaction/GC).
+  // Bytes of segment files + SSTs on disk (dead pages in segments that still hold live ones
+  // are not reclaimed; see segment_store.h).
   uint64_t FilesBytes() const;
+  const SegmentStore& segments() const { return *segments_; }
 
  private:
   DiskTier() = default;
@@ -114,7 +127,8 @@ class DiskTier {
 
   DiskTierOptions options_;
   rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, pages, abstracts, meta
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;  // default, abstracts, meta
+  std::unique_ptr<SegmentStore> segments_;
   std::atomic<uint64_t> read_bytes_{0};
   std::atomic<uint64_t> write_bytes_{0};
 };

@@ -1,4 +1,4 @@
-// leoam-kvstore: the KV page store process (shared-memory arena + RocksDB tier) behind gRPC.
+// leoam-kvstore: the KV page store process (shared-memory arena + segment files / RocksDB tier) behind gRPC.
 #include <signal.h>
 
 #include <cstdio>
@@ -27,7 +27,10 @@
 ABSL_FLAG(std::string, listen, "unix:///tmp/leoam-kvstore/kvstore.sock",
           "Address to serve on: unix:///path/to/socket (the default transport; compute maps the arena, so it "
           "must run on the same host) or host:port for TCP (remote clients can only use inline fetches).");
-ABSL_FLAG(std::string, data_dir, "", "Directory of the disk tier (RocksDB). Required; created if missing.");
+ABSL_FLAG(std::string, data_dir, "",
+          "Directory of the disk tier (FORMAT, segments/ with page payloads, db/ with RocksDB metadata; see "
+          "kvstore/README.md). Required; created if missing. A directory written by an older, incompatible "
+          "leoam-kvstore is refused with a clear error.");
 ABSL_FLAG(std::string, arena_dir, "/dev/shm",
           "Directory (a tmpfs) where the shared-memory arena file is created, mode 0600. Clients open the path "
           "Hello returns.");
@@ -39,28 +42,31 @@ ABSL_FLAG(std::string, memory_limit, "0",
           "used pages beyond it are dropped from memory (they stay on disk).");
 ABSL_FLAG(std::string, disk_limit, "64GiB",
           "Most payload+abstract bytes the disk tier keeps. Beyond it, whole chain tails are evicted, least "
-          "recently used first, so a stored page always has its predecessors. RocksDB files may exceed it "
-          "briefly until compaction and blob garbage collection reclaim deleted pages.");
+          "recently used first, so a stored page always has its predecessors. Files on disk may exceed it: a "
+          "segment file is deleted only once none of its pages is live (see --segment_size).");
 ABSL_FLAG(int, io_threads, 4,
           "Threads that read pages from the disk tier into the arena (fetch misses run in parallel on them; "
           "Prefetch runs on them in the background). Blocking I/O wants more threads than cores.");
 ABSL_FLAG(std::string, durability, "async",
-          "When a put is acknowledged. Every put is one RocksDB write batch whose WAL record holds the page "
-          "payloads themselves (BlobDB moves payloads into blob files only when the memtable is flushed), so each "
-          "payload byte reaches the disk twice: WAL, then blob file. sync: the WAL record is fsynced before the "
-          "reply (concurrent puts share one fsync); survives power loss. async: the WAL record is in the OS page "
-          "cache before the reply; survives a crash or kill -9 of leoam-kvstore, not a crash of the machine (the "
-          "last puts may then be lost, whole: never a partial page).");
+          "When a put is acknowledged. A put appends the page payloads to a segment file, then commits their "
+          "metadata (location, CRC32C) and abstracts in one RocksDB write batch (WAL on); only then does it reply. "
+          "sync: the segment is fdatasync'ed before the metadata commit and the WAL is fsynced before the reply "
+          "(concurrent puts share WAL fsyncs); an acknowledged put survives power loss. async: nothing is "
+          "fsynced; an acknowledged put survives a crash or kill -9 of leoam-kvstore (the bytes are in the OS page "
+          "cache), not a crash of the machine: the last puts may then be lost. Either way a page is never served "
+          "partially: every disk read is checked against the page's CRC32C.");
 ABSL_FLAG(int64_t, lease_timeout_ms, 60000,
           "Pages handed out by FetchPages stay pinned (their arena memory is not reused) until Release or this "
           "many milliseconds; uncommitted staging buffers are reclaimed after the same time.");
 ABSL_FLAG(int64_t, session_timeout_s, 600, "Sessions idle this long are closed (their leases and staging freed).");
-ABSL_FLAG(bool, compress_pages, false,
-          "zstd-compress page blobs on disk. Off by default: fp16 and quantized KV rarely shrink enough to pay "
-          "for the CPU; abstracts and metadata are always zstd-compressed.");
 ABSL_FLAG(bool, direct_reads, true,
-          "Read the disk tier with O_DIRECT: the pages of one fetch that lie next to each other in a blob file "
-          "are read with one large read, and pages do not pass through the page cache.");
+          "Read the disk tier's segment files with O_DIRECT: pages that lie next to each other (a chain's pages, "
+          "put together) are read with one large read straight into the arena, without passing through the page "
+          "cache. Falls back to buffered reads where the file system refuses O_DIRECT (tmpfs).");
+ABSL_FLAG(std::string, segment_size, "128MiB",
+          "Size at which the disk tier starts a new segment file for page payloads. A segment file is deleted once "
+          "all its pages are evicted or dropped; space of dead pages in a segment that still holds live ones is "
+          "not reclaimed, so smaller segments reclaim space sooner.");
 ABSL_FLAG(int, max_pages_per_request, 4096, "Most pages (or sizes, or leases) one request may carry.");
 
 namespace {
@@ -93,7 +99,7 @@ int Fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   leoam::ParseFlags(argc, argv,
-      "The LeoAM KV page store (shared-memory arena + RocksDB disk tier) behind gRPC.\n"
+      "The LeoAM KV page store (shared-memory arena + segment-file/RocksDB disk tier) behind gRPC.\n"
       "Usage: leoam-kvstore --data_dir=/var/lib/leoam/kv [--listen=unix:///run/leoam/kvstore.sock] "
       "[--arena_size=8GiB] [--disk_limit=500GiB] [--durability=sync|async]"
       "\nFlags may be written with dashes or underscores (--data-dir, --data_dir).");
@@ -119,7 +125,9 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_max_pages_per_request) <= 0) return Fail("--max_pages_per_request must be > 0");
   options.lease_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_lease_timeout_ms));
   options.session_timeout = absl::Seconds(absl::GetFlag(FLAGS_session_timeout_s));
-  options.compress_pages = absl::GetFlag(FLAGS_compress_pages);
+  if (!ParseByteSize(absl::GetFlag(FLAGS_segment_size), &options.segment_bytes) || options.segment_bytes < (1u << 20)) {
+    return Fail("bad --segment_size (at least 1MiB)");
+  }
   options.direct_reads = absl::GetFlag(FLAGS_direct_reads);
   options.max_pages_per_request = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_pages_per_request));
 

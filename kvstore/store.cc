@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -23,7 +24,8 @@ bool ValidLayout(const v1::KvLayout& l, std::string* why) {
   else if (!in(l.num_kv_heads(), 1, 4096)) *why = "num_kv_heads must be in 1..4096";
   else if (!in(l.head_dim(), 1, 65536)) *why = "head_dim must be in 1..65536";
   else if (l.dtype() < v1::KV_DTYPE_F16 || l.dtype() > v1::KV_DTYPE_F32) *why = "dtype is unspecified or unknown";
-  else if (uint64_t{2} * l.page_size() * l.num_kv_heads() * l.head_dim() * 2 > (1ull << 30)) *why = "a page would exceed 1 GiB";
+  // Any encoding may be put under any dtype, so the largest (F32, 4 bytes a value) must fit.
+  else if (uint64_t{2} * l.page_size() * l.num_kv_heads() * l.head_dim() * 4 > (1ull << 30)) *why = "an f32 page would exceed 1 GiB";
   else return true;
   return false;
 }
@@ -34,7 +36,7 @@ std::string Hex64(uint64_t v) { return absl::StrFormat("%016x", v); }
 
 Store::Store(const StoreOptions& options)
     : options_(options),
-      arena_(options.arena_bytes),
+      arena_(options.arena_bytes, kSegmentAlign),  // disk reads go straight into blocks with O_DIRECT
       memory_(&arena_, options.memory_limit_bytes != 0 ? options.memory_limit_bytes : options.arena_bytes / 4 * 3) {}
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
@@ -66,8 +68,8 @@ absl::Status Store::Init() {
   DiskTierOptions dopt;
   dopt.path = options_.data_dir;
   dopt.sync_writes = options_.durability == Durability::kSync;
-  dopt.compress_pages = options_.compress_pages;
   dopt.direct_reads = options_.direct_reads;
+  dopt.segment_bytes = options_.segment_bytes;
   ASSIGN_OR_RETURN(disk_, DiskTier::Open(dopt));
   // One arena file per data dir: a restarted server replaces the file its killed predecessor left.
   const std::string arena_path = absl::StrFormat("%s/leoam-kvstore-%016x.arena", options_.arena_dir,
@@ -89,7 +91,6 @@ absl::Status Store::LoadIndex() {
   };
   absl::flat_hash_map<NodeKey, Loaded> nodes;
   RETURN_IF_ERROR(disk_->ScanPages([&](const PageKey& k, const std::optional<Hash128>& parent, const PageInfo& info) {
-    next_disk_seq_ = std::max(next_disk_seq_, info.disk_seq + 1);
     Loaded& n = nodes[k.node];
     if (n.layers.empty()) n.parent = parent;
     n.layers.emplace_back(k.layer, info);
@@ -126,7 +127,7 @@ absl::Status Store::LoadIndex() {
     for (auto p = path.rbegin(); p != path.rend(); ++p) {
       if (!ok) {
         bad.insert(*p);
-        for (const auto& [layer, info] : nodes[*p].layers) orphans.push_back(DiskPageRef{PageKey{*p, layer}, info.disk_seq});
+        for (const auto& [layer, info] : nodes[*p].layers) orphans.push_back(DiskPageRef{PageKey{*p, layer}, info});
         continue;
       }
       const Loaded& n = nodes[*p];
@@ -138,6 +139,7 @@ absl::Status Store::LoadIndex() {
     LEOAM_LOG(WARNING, "deleting %d orphaned pages (no stored predecessor)", orphans.size());
     RETURN_IF_ERROR(disk_->Write({}, orphans));
   }
+  disk_->FinishLoad();
   LEOAM_LOG(INFO, "disk tier at %s: %d fingerprints, %d chain nodes, %d pages, %d bytes", options_.data_dir,
             fps.size(), index_.nodes(), index_.pages(), index_.bytes());
   return absl::OkStatus();
@@ -152,20 +154,86 @@ Store::~Store() {
   io_.reset();  // joins the I/O threads; queued prefetches are dropped with the arena
 }
 
-void Store::LoadIntoMemory(const LoadTask& task) {
-  absl::Status s = disk_->ReadPage(task.key, task.info, arena_file_.data() + task.offset);
-  absl::MutexLock l(&mu_);
-  loading_.erase(task.key);
-  const PageInfo* still = index_.FindPage(task.key);
-  if (s.ok() && still != nullptr &&
-      memory_.Insert(task.key, MemoryPage{task.offset, task.info.payload_bytes, task.info.encoding})) {
-    ++disk_hits_;
-    mem_write_bytes_ += task.info.payload_bytes;
-    memory_.EnforceLimit();
-  } else {
-    if (!s.ok() && !absl::IsNotFound(s)) LEOAM_LOG(ERROR, "prefetch read failed: %s", s.ToString());
-    arena_.Unref(task.offset);
+std::vector<std::pair<size_t, size_t>> Store::SliceReads(std::vector<LoadTask>* tasks) const {
+  std::sort(tasks->begin(), tasks->end(), [](const LoadTask& a, const LoadTask& b) {
+    const SegmentLocation &x = a.info.where, &y = b.info.where;
+    return x.segment != y.segment ? x.segment < y.segment : x.offset < y.offset;
+  });
+  // O_DIRECT: slices of at least kMinSliceBytes keep reads large; several slices keep several in
+  // flight. Buffered reads: one slice, read in order, so the kernel's readahead sees one
+  // sequential stream (concurrent readers of one file confuse it) and reads ahead of the next fetch.
+  constexpr uint64_t kMinSliceBytes = 1 << 20;
+  uint64_t total = 0;
+  for (const LoadTask& t : *tasks) total += t.info.payload_bytes;
+  const uint64_t max_slices = disk_->segments().direct_reads() ? static_cast<uint64_t>(options_.io_threads) : 1;
+  const size_t n = std::max<size_t>(1, std::min<uint64_t>({max_slices, (total + kMinSliceBytes - 1) / kMinSliceBytes,
+                                                           tasks->size()}));
+  std::vector<std::pair<size_t, size_t>> slices;
+  if (tasks->empty()) return slices;
+  // Cut at byte boundaries (page sizes may differ).
+  size_t begin = 0;
+  uint64_t acc = 0;
+  for (size_t i = 0; i < tasks->size(); ++i) {
+    acc += (*tasks)[i].info.payload_bytes;
+    if (slices.size() + 1 < n && acc * n >= total * (slices.size() + 1)) {
+      slices.emplace_back(begin, i + 1);
+      begin = i + 1;
+    }
   }
+  if (begin < tasks->size()) slices.emplace_back(begin, tasks->size());
+  return slices;
+}
+
+void Store::LoadIntoMemory(const std::vector<LoadTask>& tasks) {
+  std::vector<PageInfo> infos;
+  std::vector<uint8_t*> dsts;
+  for (const LoadTask& t : tasks) {
+    infos.push_back(t.info);
+    dsts.push_back(arena_file_.data() + t.offset);
+  }
+  std::vector<absl::Status> st;
+  disk_->ReadPages(infos, dsts, &st);
+  std::vector<NodeKey> corrupt;
+  {
+    absl::MutexLock l(&mu_);
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      const LoadTask& task = tasks[i];
+      if (absl::IsDataLoss(st[i])) corrupt.push_back(task.key.node);
+      loading_.erase(task.key);
+      const PageInfo* still = index_.FindPage(task.key);
+      if (st[i].ok() && still != nullptr &&
+          memory_.Insert(task.key, MemoryPage{task.offset, task.info.payload_bytes, task.info.encoding})) {
+        ++disk_hits_;
+        mem_write_bytes_ += task.info.payload_bytes;
+      } else {
+        if (!st[i].ok() && !absl::IsNotFound(st[i])) LEOAM_LOG(ERROR, "prefetch read failed: %s", st[i].ToString());
+        arena_.Unref(task.offset);
+      }
+    }
+    memory_.EnforceLimit();
+  }
+  if (!corrupt.empty()) ForgetCorrupt(corrupt);
+}
+
+void Store::ForgetCorrupt(const std::vector<NodeKey>& nodes) {
+  absl::MutexLock wl(&write_mu_);  // no put is in flight: no node is pinned as someone's parent
+  std::vector<DiskPageRef> deleted;
+  {
+    absl::MutexLock l(&mu_);
+    for (const NodeKey& node : nodes) {
+      if (index_.Find(node) == nullptr) continue;  // already gone (a duplicate, or evicted meanwhile)
+      std::vector<NodeKey> sub = index_.Subtree(node);
+      for (auto it = sub.rbegin(); it != sub.rend(); ++it) {
+        std::vector<DiskPageRef> keys = ForgetLeaf(*it);
+        deleted.insert(deleted.end(), keys.begin(), keys.end());
+      }
+    }
+  }
+  if (deleted.empty()) return;
+  LEOAM_LOG(ERROR, "dropping %d pages: a payload failed its CRC32C check (they and their successors are gone)",
+            deleted.size());
+  absl::Status s = disk_->Write({}, deleted);
+  if (!s.ok()) LEOAM_LOG(ERROR, "deleting corrupt pages failed (%s); they return on restart", s.ToString());
 }
 
 void Store::ReaperLoop() {
@@ -239,7 +307,7 @@ std::optional<uint64_t> Store::AllocateBlock(uint64_t length) {
 std::vector<DiskPageRef> Store::ForgetLeaf(const NodeKey& key) {
   std::vector<DiskPageRef> keys;
   for (const auto& [layer, info] : index_.RemoveLeaf(key)) {
-    keys.push_back(DiskPageRef{PageKey{key, layer}, info.disk_seq});
+    keys.push_back(DiskPageRef{PageKey{key, layer}, info});
     memory_.Erase(keys.back().key);
   }
   return keys;
@@ -431,7 +499,7 @@ absl::Status Store::Drop(const v1::DropRequest& req, v1::DropResponse* resp) {
       }
     }
   }
-  absl::Status s = req.target_case() == v1::DropRequest::kAll ? disk_->DeleteFingerprintPages(fp_id)
+  absl::Status s = req.target_case() == v1::DropRequest::kAll ? disk_->DeleteFingerprintPages(fp_id, deleted)
                                                               : disk_->Write({}, deleted);
   if (!s.ok()) {
     LEOAM_LOG(ERROR, "Drop removed pages from the index but the disk delete failed (%s); they return on restart",

@@ -41,10 +41,11 @@ namespace leoam::kvstore {
 inline constexpr uint32_t kProtocolVersion = 1;
 
 enum class Durability {
-  // An acknowledged put is in the WAL and fsynced before the reply: survives power loss.
+  // An acknowledged put's payloads are fdatasync'ed in their segment, then its metadata is in
+  // the fsynced WAL, before the reply: survives power loss.
   kSync,
-  // An acknowledged put is in the WAL in the OS page cache: survives a crash or kill -9 of the
-  // store, not a crash of the machine.
+  // An acknowledged put's payloads and metadata were written (in the OS page cache) before the
+  // reply: survives a crash or kill -9 of the store, not a crash of the machine (see disk_tier.h).
   kAsync,
 };
 
@@ -58,8 +59,8 @@ struct StoreOptions {
   Durability durability = Durability::kAsync;
   absl::Duration lease_timeout = absl::Seconds(60);    // leases and staging buffers
   absl::Duration session_timeout = absl::Minutes(10);  // idle sessions are closed
-  bool compress_pages = false;                // zstd on page blobs
   bool direct_reads = true;                   // O_DIRECT disk-tier reads (see DiskTierOptions)
+  uint64_t segment_bytes = 128ull << 20;      // size of a disk-tier segment file (see segment_store.h)
   uint32_t max_pages_per_request = 4096;      // pages / sizes / leases in one request
   uint32_t max_chain_length = 1u << 18;       // hashes in one LookupPrefix
   uint32_t max_sessions = 1024;
@@ -133,8 +134,14 @@ class Store {
   // Removes a node from the index and the memory tier; returns its pages (to delete on disk).
   std::vector<DiskPageRef> ForgetLeaf(const NodeKey& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseSession(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Background load of one page into the memory tier (Prefetch).
-  void LoadIntoMemory(const LoadTask& task);
+  // Sorts disk reads by location and splits them into up to io_threads slices of adjacent pages
+  // ([begin, end) ranges), each large enough to be read with few large reads.
+  std::vector<std::pair<size_t, size_t>> SliceReads(std::vector<LoadTask>* tasks) const;
+  // Background load of pages into the memory tier (Prefetch): one read per slice of adjacent pages.
+  void LoadIntoMemory(const std::vector<LoadTask>& tasks);
+  // Drops nodes whose payload failed its CRC32C (and their descendants) from the index and the
+  // disk, so LookupPrefix stops reporting them. Takes write_mu_ and mu_.
+  void ForgetCorrupt(const std::vector<NodeKey>& nodes);
   void ReaperLoop();
 
   const StoreOptions options_;
@@ -153,8 +160,6 @@ class Store {
   absl::flat_hash_map<std::string, Fingerprint> fingerprints_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint32_t, Layout> layouts_ ABSL_GUARDED_BY(mu_);  // by fp_id
   uint32_t next_fp_id_ ABSL_GUARDED_BY(mu_) = 1;
-  // Next PageInfo::disk_seq: pages get increasing numbers in put order (see disk_tier.h).
-  uint64_t next_disk_seq_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_set<PageKey> loading_ ABSL_GUARDED_BY(mu_);
   // Puts in flight (between validation and publication), so that puts can write concurrently
   // (RocksDB groups their WAL writes and fsyncs) without breaking the chain invariant.

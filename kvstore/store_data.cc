@@ -12,9 +12,18 @@
 namespace leoam::kvstore {
 namespace {
 
-// The largest encoded page of a layout (fp16/bf16 is never smaller than int8/int4).
+// The codec's encodings are the wire values (PutPage.encoding is cast to codec::PageEncoding).
+static_assert(static_cast<int>(codec::PageEncoding::kFp16) == v1::PAGE_ENCODING_FP16);
+static_assert(static_cast<int>(codec::PageEncoding::kInt8) == v1::PAGE_ENCODING_INT8);
+static_assert(static_cast<int>(codec::PageEncoding::kInt4) == v1::PAGE_ENCODING_INT4);
+static_assert(static_cast<int>(codec::PageEncoding::kBf16) == v1::PAGE_ENCODING_BF16);
+static_assert(static_cast<int>(codec::PageEncoding::kF32) == v1::PAGE_ENCODING_F32);
+static_assert(v1::PageEncoding_MAX == v1::PAGE_ENCODING_F32, "a new wire encoding needs a codec");
+
+// The largest encoded page of a layout: any encoding is valid for any dtype (the engine picks
+// one per page), so it is the F32 page.
 uint64_t MaxPageBytes(const Layout& layout) {
-  absl::StatusOr<size_t> b = layout.PageBytes(codec::PageEncoding::kFp16);
+  absl::StatusOr<size_t> b = layout.PageBytes(codec::kLargestPageEncoding);
   return b.ok() ? *b : 0;
 }
 
@@ -187,8 +196,9 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
       PageWrite w;
       w.key = key;
       w.parent = parent;
-      w.info = PageInfo{static_cast<uint8_t>(enc), static_cast<uint32_t>(p.length()),
-                        static_cast<uint32_t>(p.abstract().size()), next_disk_seq_++};
+      w.info.encoding = static_cast<uint8_t>(enc);
+      w.info.payload_bytes = static_cast<uint32_t>(p.length());
+      w.info.abstract_bytes = static_cast<uint32_t>(p.abstract().size());
       w.payload = arena_file_.data() + p.staging_offset();
       w.abstract = p.abstract();
       writes.push_back(w);
@@ -250,8 +260,15 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
   }
 
   // Our own checksum (hardware CRC32C), checked when the page is read back (disk_tier.h).
-  for (PageWrite& w : writes) w.info.payload_crc = Crc32c(w.payload, w.info.payload_bytes);
-  absl::Status s = disk_->Write(writes, deletes);
+  for (PageWrite& w : writes) {
+    w.info.payload_crc = Crc32c(w.payload, w.info.payload_bytes);
+    // Staging blocks are kSegmentAlign-aligned arena blocks of at least the padded length: zero
+    // the padding so the segment write can go with O_DIRECT straight from the arena.
+    std::memset(const_cast<uint8_t*>(w.payload) + w.info.payload_bytes, 0,
+                SegmentPadded(w.info.payload_bytes) - w.info.payload_bytes);
+    w.payload_padded = true;
+  }
+  absl::Status s = disk_->Write(absl::MakeSpan(writes), deletes);
 
   absl::MutexLock l(&mu_);
   if (!s.ok()) {
@@ -317,19 +334,35 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
   std::vector<PageKey> keys;
   std::vector<Pending> pending(req.pages_size());
   uint64_t session_id = 0;
+  if (static_cast<uint32_t>(req.release_lease_ids_size()) > options_.max_pages_per_request) {
+    return absl::ResourceExhaustedError("too many release_lease_ids in one FetchPages");
+  }
   {
     absl::MutexLock l(&mu_);
-    ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
-    session_id = session.first;
-    if (static_cast<uint32_t>(req.release_lease_ids_size()) > options_.max_pages_per_request) {
-      return absl::ResourceExhaustedError("too many release_lease_ids in one FetchPages");
-    }
     absl::flat_hash_set<uint64_t> releases;
-    for (uint64_t id : req.release_lease_ids()) {
-      if (!leases_.Owns(id, session_id)) return absl::NotFoundError(absl::StrFormat("unknown lease %d", id));
-      if (!releases.insert(id).second) return absl::InvalidArgumentError(absl::StrFormat("lease %d listed twice", id));
+    // Pages a Prefetch is loading right now are waited for (at most twice), not read again.
+    for (int round = 0;; ++round) {
+      ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
+      session_id = session.first;
+      releases.clear();
+      for (uint64_t id : req.release_lease_ids()) {
+        if (!leases_.Owns(id, session_id)) return absl::NotFoundError(absl::StrFormat("unknown lease %d", id));
+        if (!releases.insert(id).second) return absl::InvalidArgumentError(absl::StrFormat("lease %d listed twice", id));
+      }
+      RETURN_IF_ERROR(ParsePageKeys(req.pages(), session.second->fp_id, session.second->layout, &keys));
+      std::vector<PageKey> loading;
+      for (const PageKey& k : keys) {
+        if (loading_.contains(k)) loading.push_back(k);
+      }
+      if (loading.empty() || round == 2) break;
+      auto loaded = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        for (const PageKey& k : loading) {
+          if (loading_.contains(k)) return false;
+        }
+        return true;
+      };
+      mu_.Await(absl::Condition(&loaded));  // releases mu_ meanwhile: check everything again
     }
-    RETURN_IF_ERROR(ParsePageKeys(req.pages(), session.second->fp_id, session.second->layout, &keys));
     // Released first: the fetch may need the arena space they pinned.
     for (uint64_t id : releases) UnrefAll(leases_.Release(id));
     std::vector<uint64_t> taken;
@@ -365,38 +398,32 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
     }
   }
   // Disk reads without holding mu_, several in flight on the I/O threads; the blocks are ours
-  // alone until published below.
+  // alone until published below. Adjacent pages (a chain's, put together) are read with one
+  // O_DIRECT preadv straight into their arena blocks.
   std::vector<absl::Status> read_status(keys.size());
-  std::vector<size_t> reads;
+  std::vector<LoadTask> reads;
   for (size_t i = 0; i < keys.size(); ++i) {
-    if (pending[i].from_disk) reads.push_back(i);
+    if (pending[i].from_disk) reads.push_back(LoadTask{keys[i], pending[i].info, pending[i].offset});
   }
-  // Each I/O thread reads one contiguous slice with one MultiGet (pages of a chain sit next to
-  // each other in a blob file, so a slice's blobs merge into few large reads). Slices of at least
-  // kMinPagesPerSlice pages keep those reads large; several slices keep several in flight.
-  constexpr size_t kMinPagesPerSlice = 8;
-  const size_t slices = std::min<size_t>((reads.size() + kMinPagesPerSlice - 1) / kMinPagesPerSlice,
-                                         static_cast<size_t>(options_.io_threads));
+  const std::vector<std::pair<size_t, size_t>> slices = SliceReads(&reads);
+  std::vector<absl::Status> slice_status(reads.size());
   auto read_slice = [&](size_t k) {
-    const size_t begin = k * reads.size() / slices, end = (k + 1) * reads.size() / slices;
-    std::vector<PageKey> slice_keys;
+    const auto [begin, end] = slices[k];
     std::vector<PageInfo> infos;
     std::vector<uint8_t*> dsts;
     for (size_t j = begin; j < end; ++j) {
-      const size_t i = reads[j];
-      slice_keys.push_back(keys[i]);
-      infos.push_back(pending[i].info);
-      dsts.push_back(arena_file_.data() + pending[i].offset);
+      infos.push_back(reads[j].info);
+      dsts.push_back(arena_file_.data() + reads[j].offset);
     }
     std::vector<absl::Status> st;
-    disk_->ReadPages(slice_keys, infos, dsts, &st);
-    for (size_t j = begin; j < end; ++j) read_status[reads[j]] = std::move(st[j - begin]);
+    disk_->ReadPages(infos, dsts, &st);
+    for (size_t j = begin; j < end; ++j) slice_status[j] = std::move(st[j - begin]);
   };
-  if (slices == 1) {
+  if (slices.size() == 1) {
     read_slice(0);
-  } else if (slices > 1) {
-    absl::BlockingCounter done(static_cast<int>(slices - 1));
-    for (size_t k = 1; k < slices; ++k) {
+  } else if (slices.size() > 1) {
+    absl::BlockingCounter done(static_cast<int>(slices.size() - 1));
+    for (size_t k = 1; k < slices.size(); ++k) {
       io_->Submit([&, k] {
         read_slice(k);
         done.DecrementCount();
@@ -405,15 +432,27 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
     read_slice(0);  // the RPC thread takes the first slice itself
     done.Wait();
   }
+  {
+    // Back to request order: each disk read has its own arena block, so match by offset.
+    absl::flat_hash_map<uint64_t, size_t> by_offset;
+    for (size_t j = 0; j < reads.size(); ++j) by_offset[reads[j].offset] = j;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (pending[i].from_disk) read_status[i] = std::move(slice_status[by_offset[pending[i].offset]]);
+    }
+  }
 
   std::vector<uint64_t> lease_offsets;
+  std::vector<NodeKey> corrupt;
   {
     absl::MutexLock l(&mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
       if (!pending[i].from_disk) continue;
       if (!read_status[i].ok()) {
         // NOT_FOUND: evicted or dropped between the index check and the read.
-        if (!absl::IsNotFound(read_status[i])) LEOAM_LOG(ERROR, "page read failed: %s", read_status[i].ToString());
+        if (!absl::IsNotFound(read_status[i])) {
+          LEOAM_LOG(ERROR, "page read failed: %s", read_status[i].ToString());
+          if (absl::IsDataLoss(read_status[i])) corrupt.push_back(keys[i].node);
+        }
         arena_.Unref(pending[i].offset);
         pending[i].found = false;
         ++disk_misses_;
@@ -456,6 +495,7 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
     absl::MutexLock l(&mu_);
     UnrefAll(lease_offsets);
   }
+  if (!corrupt.empty()) ForgetCorrupt(corrupt);
   return absl::OkStatus();
 }
 
@@ -488,7 +528,11 @@ absl::Status Store::Prefetch(const v1::PrefetchRequest& req, v1::PrefetchRespons
     resp->set_num_in_memory(in_memory);
     resp->set_num_missing(missing);
   }
-  for (const LoadTask& t : tasks) io_->Submit([this, t] { LoadIntoMemory(t); }, /*urgent=*/false);
+  // One background read per slice of adjacent pages.
+  for (const auto& [begin, end] : SliceReads(&tasks)) {
+    std::vector<LoadTask> slice(tasks.begin() + begin, tasks.begin() + end);
+    io_->Submit([this, slice = std::move(slice)] { LoadIntoMemory(slice); }, /*urgent=*/false);
+  }
   return absl::OkStatus();
 }
 

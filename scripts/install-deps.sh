@@ -11,7 +11,7 @@ DEB_PACKAGES=(
   librocksdb-dev libzstd-dev libabsl-dev libopenblas-dev libopenblas0-pthread
   libgtest-dev libgmock-dev libbenchmark-dev
   # reference checks and client examples
-  python3 python3-grpcio python3-numpy python3-torch
+  python3 python3-grpcio python3-numpy python3-torch python3-yaml
   # docker compose validation (client only, no engine needed)
   docker-compose
 )
@@ -37,4 +37,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all Debian packages present"
+fi
+
+# The Node client example's npm packages (client/node/package-lock.json) into client/node/node_modules.
+# Skipped when node_modules is newer than the lock file (npm writes node_modules/.package-lock.json).
+NODE_CLIENT_DIR="$(cd "$(dirname "$0")/.." && pwd)/client/node"
+if [ -f "$NODE_CLIENT_DIR/package-lock.json" ]; then
+  if [ -f "$NODE_CLIENT_DIR/node_modules/.package-lock.json" ] &&
+     [ "$NODE_CLIENT_DIR/node_modules/.package-lock.json" -nt "$NODE_CLIENT_DIR/package-lock.json" ]; then
+    echo "install-deps: client/node npm packages present"
+  else
+    echo "install-deps: npm ci in client/node"
+    (cd "$NODE_CLIENT_DIR" && npm ci --no-audit --no-fund)
+  fi
 fi

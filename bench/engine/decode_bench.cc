@@ -34,10 +34,14 @@ ABSL_FLAG(std::string, model, "", "GGUF model (required), e.g. from leoam-synth 
 ABSL_FLAG(std::string, kvstore, "", "Target of a running leoam-kvstore (required), e.g. unix:///tmp/kv/kv.sock.");
 ABSL_FLAG(std::string, contexts, "1024,2048", "Comma-separated prompt lengths in tokens.");
 ABSL_FLAG(int32_t, generate, 16, "Decode steps timed per mode and context.");
-ABSL_FLAG(std::string, modes, "dense,offload-all,quest,leoam,leoam-eq,leoam-fixed",
+ABSL_FLAG(std::string, modes, "dense,offload-all,quest,leoam",
           "Comma-separated modes: dense, offload-all, quest, leoam (adaptive per layer: layers with flat attention "
           "run dense, on top of the budget), leoam-eq (adaptive, total over layers kept at layers x budget), "
-          "leoam-fixed (no per-layer adaptivity).");
+          "leoam-fixed (no per-layer adaptivity). Suffixes (combinable): +nopf (no prefetch: the DTP ablation), "
+          "+comp (dynamic page compression), e.g. leoam+nopf, offload-all+comp.");
+ABSL_FLAG(bool, reuse_prefix, true,
+          "Paged modes after the first restore the prompt from the store (prefix reuse) instead of recomputing it; "
+          "decode is unaffected (the restored pages are exactly the computed ones).");
 ABSL_FLAG(std::string, budget, "0.1", "quest/leoam token budget per layer: tokens (512) or a fraction (0.1).");
 ABSL_FLAG(double, device_fraction, 0.25, "Device page budget as a fraction of the KV of prompt + generated tokens.");
 ABSL_FLAG(int32_t, page_size, 16, "Tokens per page.");
@@ -58,13 +62,19 @@ absl::Status Run() {
                    LlamaModel::Load(path, *backend, {.prefill_chunk = absl::GetFlag(FLAGS_prefill_chunk)}));
   const ModelConfig& c = model->config();
   const int32_t page_size = absl::GetFlag(FLAGS_page_size);
-  const Hash128 fingerprint = ModelFingerprint(GgufContentHash(model->file()), c, {.page_size = page_size});
-  kvstore::ClientOptions client_options;
-  client_options.target = target;
-  client_options.client_name = "leoam-bench-decode";
-  ASSIGN_OR_RETURN(std::unique_ptr<kvstore::KvStoreClient> client,
-                   kvstore::KvStoreClient::Connect(client_options, std::string(fingerprint.begin(), fingerprint.end()),
-                                                   KvStoreLayout(c, page_size)));
+  // Exact and compressed pages live under different fingerprints (the store keeps a page's first copy).
+  const Hash128 content = GgufContentHash(model->file());
+  const Hash128 fingerprints[2] = {ModelFingerprint(content, c, {.page_size = page_size}),
+                                   ModelFingerprint(content, c, {.page_size = page_size, .dtype = kCompressedPagesDtype})};
+  std::unique_ptr<kvstore::KvStoreClient> clients[2];
+  for (int i = 0; i < 2; ++i) {
+    kvstore::ClientOptions client_options;
+    client_options.target = target;
+    client_options.client_name = "leoam-bench-decode";
+    const Hash128& fp = fingerprints[i];
+    ASSIGN_OR_RETURN(clients[i], kvstore::KvStoreClient::Connect(client_options, std::string(fp.begin(), fp.end()),
+                                                                 KvStoreLayout(c, page_size)));
+  }
 
   const int32_t generate = absl::GetFlag(FLAGS_generate);
   const double MiB = 1024.0 * 1024.0;
@@ -74,8 +84,10 @@ absl::Status Run() {
               backend->num_threads(), page_size, absl::GetFlag(FLAGS_budget).c_str(),
               absl::GetFlag(FLAGS_device_fraction) * 100);
   std::printf("| context | mode | KV MiB | device MiB | decode ms/token | vs offload-all | attended tok/layer-step | "
-              "hit rate | fetched MiB/step (mem) | fetched MiB/step (disk) | stall ms/step |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "hit rate | fetched MiB/step (mem) | fetched MiB/step (disk) | written MiB/step | stall ms/step "
+              "(of it RPC) | "
+              "prefetch hits / misses | prefill s (cached tok) | policy probe s |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (absl::string_view ctx_text : absl::StrSplit(absl::GetFlag(FLAGS_contexts), ',')) {
     int32_t context = 0;
     if (!absl::SimpleAtoi(ctx_text, &context) || context <= 0) return absl::InvalidArgumentError("--contexts");
@@ -89,8 +101,20 @@ absl::Status Run() {
     const int64_t device_bytes = static_cast<int64_t>(kv_bytes * absl::GetFlag(FLAGS_device_fraction));
     double offload_ms = 0.0;
     for (absl::string_view mode_name : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',')) {
-      const bool eq = mode_name == "leoam-eq", fixed = mode_name == "leoam-fixed";
-      ASSIGN_OR_RETURN(SelectionMode mode, ParseSelectionMode(eq || fixed ? "leoam" : std::string(mode_name)));
+      std::vector<std::string> parts = absl::StrSplit(mode_name, '+');
+      const std::string base = parts[0];
+      bool no_prefetch = false, compress = false;
+      for (size_t i = 1; i < parts.size(); ++i) {
+        if (parts[i] == "nopf") {
+          no_prefetch = true;
+        } else if (parts[i] == "comp") {
+          compress = true;
+        } else {
+          return absl::InvalidArgumentError(absl::StrFormat("--modes: unknown suffix +%s", parts[i]));
+        }
+      }
+      const bool eq = base == "leoam-eq", fixed = base == "leoam-fixed";
+      ASSIGN_OR_RETURN(SelectionMode mode, ParseSelectionMode(eq || fixed ? "leoam" : base));
       GenerateOptions options;
       options.max_tokens = generate + 1;  // the first token comes from the prompt pass
       options.max_context = capacity + 1;
@@ -101,29 +125,36 @@ absl::Status Run() {
         paged.page_size = page_size;
         RETURN_IF_ERROR(ParseBudget(absl::GetFlag(FLAGS_budget), paged));
         paged.device_budget_bytes = device_bytes;
-        paged.kvstore = client.get();
-        paged.fingerprint = fingerprint;
+        paged.kvstore = clients[compress].get();
+        paged.fingerprint = fingerprints[compress];
         paged.selection.equal_total_budget = eq;
         paged.selection.adaptive = !fixed;
+        paged.prefetch = !no_prefetch;
+        paged.compression.enabled = compress;
         options.paged_kv = paged;
+        options.reuse_prefix = absl::GetFlag(FLAGS_reuse_prefix);
       }
       ASSIGN_OR_RETURN(GenerateResult r, Generate(*model, nullptr, prompt, options));
       const int64_t steps = static_cast<int64_t>(r.tokens.size()) - 1;
       if (steps <= 0) return absl::InternalError("no decode step ran");
       const double ms = r.decode_seconds * 1e3 / steps;
-      if (mode == SelectionMode::kOffloadAll) offload_ms = ms;
+      if (mode_name == "offload-all") offload_ms = ms;
       const PagedKvStats& st = r.kv_stats;
       const bool paged = mode != SelectionMode::kDense;
       const double attended = paged && st.selections > 0 ? static_cast<double>(st.tokens_attended) / st.selections
                                                          : context + generate / 2.0;
       const int64_t looked = st.cache_hits + st.cache_misses;
-      std::printf("| %d | %s | %.0f | %s | %.1f | %s | %.0f | %s | %.2f | %.2f | %.2f |\n", context,
+      std::printf("| %d | %s | %.0f | %s | %.1f | %s | %.0f | %s | %.2f | %.2f | %.2f | %.2f (%.2f) | %s | %.1f (%d) | %.1f |\n",
+                  context,
                   std::string(mode_name).c_str(), kv_bytes / MiB,
                   paged ? absl::StrFormat("%.0f", device_bytes / MiB).c_str() : "all",
                   ms, offload_ms > 0 ? absl::StrFormat("%.2fx", offload_ms / ms).c_str() : "-", attended,
                   looked > 0 ? absl::StrFormat("%.2f", static_cast<double>(st.cache_hits) / looked).c_str() : "-",
                   st.bytes_fetched_memory / MiB / steps, st.bytes_fetched_disk / MiB / steps,
-                  st.fetch_stall_seconds * 1e3 / steps);
+                  st.bytes_written / MiB / steps, st.fetch_stall_seconds * 1e3 / steps,
+                  st.fetch_rpc_seconds * 1e3 / steps,
+                  paged ? absl::StrFormat("%d / %d", st.prefetch_hits, st.cache_misses).c_str() : "-",
+                  r.prefill_seconds, r.prefix.cached_tokens, r.policy_seconds);
       std::fflush(stdout);
     }
   }

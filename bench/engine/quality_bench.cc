@@ -9,6 +9,7 @@
 //
 //   leoam-bench-quality --model stories260K.gguf --context 400 --generate 64 --budgets 0.25,0.5
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/flags.h"
@@ -24,6 +26,7 @@
 #include "compute/engine/generate.h"
 #include "compute/engine/paged_kv.h"
 #include "compute/model/backend_select.h"
+#include "compute/model/fingerprint.h"
 #include "compute/model/kv_cache.h"
 #include "compute/model/llama_model.h"
 
@@ -36,7 +39,9 @@ ABSL_FLAG(std::string, budgets, "0.25,0.5",
 ABSL_FLAG(std::string, modes, "quest,leoam,leoam-eq,leoam-fixed",
           "Comma-separated modes: quest, leoam (adaptive per layer; dense layers come on top of the budget), "
           "leoam-eq (adaptive, total over layers kept at layers x budget), leoam-fixed (no per-layer "
-          "adaptivity: every layer sparse at the base budget).");
+          "adaptivity: every layer sparse at the base budget). Suffix +tier: tiered through --kvstore (pages beyond "
+          "the device budget fetched back; must equal the plain mode); +comp: tiered with dynamic page compression "
+          "(its quality cost).");
 ABSL_FLAG(int32_t, page_size, 16, "Tokens per page.");
 ABSL_FLAG(std::string, prompt, "model",
           "Prompt source: model (BOS + tokens sampled from the model at temperature 1) or random (uniform ids).");
@@ -44,6 +49,12 @@ ABSL_FLAG(int64_t, seed, 1, "Seed of the prompt.");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: LEOAM_THREADS or every CPU).");
 ABSL_FLAG(int32_t, prefill_chunk, 512, "Prompt tokens per forward pass.");
 ABSL_FLAG(bool, header, true, "Print the table header.");
+ABSL_FLAG(std::string, kvstore, "",
+          "Target of a running leoam-kvstore: needed by modes with a +tier or +comp suffix (device page budget of "
+          "--device-fraction; +comp: dynamic page compression).");
+ABSL_FLAG(double, device_fraction, 0.25, "+tier / +comp modes: device page budget as a fraction of the KV.");
+ABSL_FLAG(double, fp16_gap, 2.0, "+comp: pages within this many logits of the layer's top bound are stored fp16.");
+ABSL_FLAG(double, int8_gap, 6.0, "+comp: ... within this many int8, the rest int4.");
 
 namespace leoam {
 namespace {
@@ -93,6 +104,7 @@ struct Row {
   std::string mode, budget;
   double agree = 0, kl = 0, mass = 0, attended = 0, context = 0, abstracts = 0;
   int dense_layers = -1;
+  std::string stored = "-";  // tiered: bytes written vs f32, and the encoding mix
 };
 
 absl::Status Run() {
@@ -123,6 +135,23 @@ absl::Status Run() {
     }
   }
 
+  // Tiered rows: exact and compressed pages under their own fingerprints.
+  std::unique_ptr<kvstore::KvStoreClient> clients[2];
+  Hash128 fingerprints[2] = {};
+  if (!absl::GetFlag(FLAGS_kvstore).empty()) {
+    const Hash128 content = GgufContentHash(model->file());
+    const int32_t ps = absl::GetFlag(FLAGS_page_size);
+    fingerprints[0] = ModelFingerprint(content, c, {.page_size = ps});
+    fingerprints[1] = ModelFingerprint(content, c, {.page_size = ps, .dtype = kCompressedPagesDtype});
+    for (int i = 0; i < 2; ++i) {
+      kvstore::ClientOptions co;
+      co.target = absl::GetFlag(FLAGS_kvstore);
+      co.client_name = "leoam-bench-quality";
+      const Hash128& fp = fingerprints[i];
+      ASSIGN_OR_RETURN(clients[i],
+                       kvstore::KvStoreClient::Connect(co, std::string(fp.begin(), fp.end()), KvStoreLayout(c, ps)));
+    }
+  }
   std::vector<Row> rows;
   for (absl::string_view budget : absl::StrSplit(absl::GetFlag(FLAGS_budgets), ',', absl::SkipWhitespace())) {
     for (absl::string_view mode_name : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',', absl::SkipWhitespace())) {
@@ -130,17 +159,39 @@ absl::Status Run() {
       o.page_size = absl::GetFlag(FLAGS_page_size);
       o.collect_stats = true;
       RETURN_IF_ERROR(ParseBudget(std::string(budget), o));
-      const bool fixed = mode_name == "leoam-fixed";
-      const bool equal = mode_name == "leoam-eq";
-      ASSIGN_OR_RETURN(o.mode, ParseSelectionMode(fixed || equal ? "leoam" : std::string(mode_name)));
+      const std::vector<std::string> parts = absl::StrSplit(mode_name, '+');
+      const std::string base = parts[0];
+      const bool tier = parts.size() == 2 && (parts[1] == "tier" || parts[1] == "comp");
+      const bool comp = tier && parts[1] == "comp";
+      if (parts.size() > 2 || (parts.size() == 2 && !tier)) {
+        return absl::InvalidArgumentError(absl::StrCat("--modes: bad suffix in ", mode_name));
+      }
+      if (tier && clients[0] == nullptr) return absl::InvalidArgumentError("+tier / +comp modes need --kvstore");
+      const bool fixed = base == "leoam-fixed";
+      const bool equal = base == "leoam-eq";
+      ASSIGN_OR_RETURN(o.mode, ParseSelectionMode(fixed || equal ? "leoam" : base));
       o.selection.adaptive = !fixed;
       o.selection.equal_total_budget = equal;
+      if (tier) {
+        const int64_t pages = (context + o.page_size - 1) / o.page_size;
+        o.device_budget_bytes = static_cast<int64_t>(pages * c.num_layers * 2 * int64_t{o.page_size} * c.kv_dim() *
+                                                     4 * absl::GetFlag(FLAGS_device_fraction));
+        o.kvstore = clients[comp].get();
+        o.fingerprint = fingerprints[comp];
+        o.compression.enabled = comp;
+        o.compression.fp16_gap = static_cast<float>(absl::GetFlag(FLAGS_fp16_gap));
+        o.compression.int8_gap = static_cast<float>(absl::GetFlag(FLAGS_int8_gap));
+        // Pages are written by this run (the store keeps a page's first copy).
+        RETURN_IF_ERROR(o.kvstore->DropAll().status());
+      }
       ASSIGN_OR_RETURN(std::unique_ptr<PagedKvSequence> seq, PagedKvSequence::Create(*backend, c, context, o));
+      seq->PushTokens(prompt);
       RETURN_IF_ERROR(model->Forward(prompt, 0, *seq, false, logits.data()));
       seq->BeginDecode();
       Row row{std::string(mode_name), std::string(budget)};
       for (int32_t i = 0; i < steps; ++i) {
         const int32_t one[1] = {tokens[i]};
+        seq->PushTokens(one);
         RETURN_IF_ERROR(model->Forward(one, static_cast<int32_t>(prompt.size()) + i, *seq, false, logits.data()));
         const std::vector<double> logp = LogSoftmax(logits);
         const int32_t ref_top = static_cast<int32_t>(std::max_element(ref_logp[i].begin(), ref_logp[i].end()) -
@@ -149,6 +200,14 @@ absl::Status Run() {
         row.kl += Kl(ref_logp[i], logp);
       }
       const PagedKvStats& st = seq->stats();
+      if (tier) {
+        int64_t written = seq->prefill_stats().bytes_written + st.bytes_written;
+        int64_t exact = seq->prefill_stats().bytes_written_exact + st.bytes_written_exact;
+        std::array<int64_t, 6> by = seq->prefill_stats().pages_written_by_encoding;
+        for (size_t e = 0; e < by.size(); ++e) by[e] += st.pages_written_by_encoding[e];
+        row.stored = absl::StrFormat("%.2f (f32/fp16/int8/int4 %d/%d/%d/%d)",
+                                     exact > 0 ? static_cast<double>(written) / exact : 0.0, by[5], by[1], by[2], by[3]);
+      }
       row.agree /= steps;
       row.kl /= steps;
       const double n = static_cast<double>(std::max<int64_t>(1, st.selections));
@@ -168,13 +227,14 @@ absl::Status Run() {
   if (label.empty()) label = path.substr(path.find_last_of('/') + 1);
   if (absl::GetFlag(FLAGS_header)) {
     std::printf("| model | context | steps | budget | mode | top-1 agree | mean KL(dense‖mode) | attn mass captured | "
-                "tokens attended / layer | abstracts read / layer | dense layers |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+                "tokens attended / layer | abstracts read / layer | dense layers | stored bytes vs f32 |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   }
   for (const Row& r : rows) {
-    std::printf("| %s | %d | %d | %s | %s | %.3f | %.4f | %.3f | %.1f of %.1f | %.1f | %s |\n", label.c_str(), context,
-                steps, r.budget.c_str(), r.mode.c_str(), r.agree, r.kl, r.mass, r.attended, r.context, r.abstracts,
-                r.dense_layers < 0 ? "-" : absl::StrFormat("%d of %d", r.dense_layers, c.num_layers).c_str());
+    std::printf("| %s | %d | %d | %s | %s | %.3f | %.4f | %.3f | %.1f of %.1f | %.1f | %s | %s |\n", label.c_str(),
+                context, steps, r.budget.c_str(), r.mode.c_str(), r.agree, r.kl, r.mass, r.attended, r.context,
+                r.abstracts, r.dense_layers < 0 ? "-" : absl::StrFormat("%d of %d", r.dense_layers, c.num_layers).c_str(),
+                r.stored.c_str());
   }
   return absl::OkStatus();
 }

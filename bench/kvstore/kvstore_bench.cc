@@ -8,14 +8,17 @@
 //  - fetch, memory tier, through the arena: FetchPages(batch) + memcpy every page out of the arena
 //    into a destination buffer (what compute does on its way to the GPU) + Release. Descriptors
 //    alone are not a fetch: the bytes are counted only once they are copied out.
+//    Then a request-size sweep (64 / 256 / 1024 pages) of the 1-round-trip and pipelined patterns.
 //  - fetch, memory tier, bytes inside gRPC: FetchPages(batch, inline_payload) + the same memcpy.
 //  - fetch, disk tier: after a restart (empty memory tier) and posix_fadvise(DONTNEED) on every
-//    file of the data dir, so reads come from the device, not the page cache.
+//    file of the data dir, so reads come from the device, not the page cache. A third of the
+//    chain each: one request at a time; pipelined; Prefetch(batch k+1) sent before FetchPages(k)
+//    (how compute is meant to stream a prefix from disk: the store reads ahead while it copies).
 //  - raw sequential read/write of the same disk: a file of the same size in the same directory,
 //    written + fdatasync'ed (write bandwidth), dropped from the page cache with fadvise(DONTNEED)
 //    and read with O_DIRECT in 1 MiB and 64 KiB blocks. (Dropping all caches needs root;
-//    DONTNEED on our own files does not.) A put writes every byte twice (WAL + blob file), so
-//    put throughput is bounded by about half the raw write bandwidth.
+//    DONTNEED on our own files does not.) A put writes each payload byte once (O_DIRECT into a
+//    segment file), so put throughput is bounded by the raw write bandwidth.
 //  - latency p50/p99 of 1-page and 64-page fetches from the memory tier (RPC round trip).
 // Page shape: Llama-3.1-8B (8 KV heads x 128 dims) x 16 tokens, fp16: 64 KiB per page.
 #include <fcntl.h>
@@ -168,6 +171,7 @@ enum class FetchMode {
   kRelease,    // FetchPages, copy, Release: two round trips per batch
   kPiggyback,  // FetchPages carrying the previous batch's release: one round trip per batch
   kPipelined,  // as kPiggyback, and a second client thread fetches batch k+1 while batch k is copied
+  kPrefetchAhead,  // as kPiggyback, and Prefetch(batch k+1) is sent before FetchPages(batch k)
 };
 
 // One persistent helper thread that runs a job while the caller does something else (spawning a
@@ -268,13 +272,17 @@ double FetchChainFrom(KvStoreClient& c, uint32_t chain, uint32_t begin, uint32_t
     Check(c.Release({pending_release}), "Release");
     return Seconds(Clock::now() - t0);
   }
+  if (mode == FetchMode::kPrefetchAhead) Check(c.Prefetch(BatchRefs(chain, begin, std::min(kBatch, pages - begin))).status(), "Prefetch");
   for (uint32_t first = begin; first < pages; first += kBatch) {
     const auto tb = Clock::now();
+    if (mode == FetchMode::kPrefetchAhead && first + kBatch < pages) {
+      Check(c.Prefetch(BatchRefs(chain, first + kBatch, std::min(kBatch, pages - first - kBatch))).status(), "Prefetch");
+    }
     FetchResult r = fetch(first, pending_release);
     if (getenv("KVB_TRACE")) std::fprintf(stderr, "batch %u: %.0f us\n", first, Seconds(Clock::now() - tb) * 1e6);
     CopyOut(r, dst);
     if (mode == FetchMode::kRelease) Check(c.Release({r.lease_id}), "Release");
-    if (mode == FetchMode::kPiggyback) pending_release = r.lease_id;
+    if (mode == FetchMode::kPiggyback || mode == FetchMode::kPrefetchAhead) pending_release = r.lease_id;
   }
   if (pending_release != 0) Check(c.Release({pending_release}), "Release");
   return Seconds(Clock::now() - t0);
@@ -429,6 +437,12 @@ int main(int argc, char** argv) {
 
   double put_async = 0, put_sync = 0, mem_inline = 0, disk_seq = 0, disk_pipe = 0;
   double mem[4] = {0, 0, 0, 0};  // by FetchMode
+  struct SweepRow {
+    uint32_t batch;
+    double one_trip, pipelined;
+  };
+  std::vector<SweepRow> sweep;
+  double disk_prefetch = 0;
   double lat1_50 = 0, lat1_99 = 0, lat64_50 = 0, lat64_99 = 0, rpc_50 = 0, rpc_99 = 0;
   RawDisk raw;
   {
@@ -445,6 +459,20 @@ int main(int argc, char** argv) {
     }
     for (int m = 0; m < 4; ++m) mem[m] = gbs(mem_pages, best[m]);
     mem_inline = mem[0];
+    // Request-size sweep: the per-request cost (RPC round trip) amortised over more bytes.
+    const uint32_t saved_batch = kBatch;
+    for (uint32_t b : {64u, 256u, 1024u}) {
+      if (b > mem_pages / 2) continue;
+      kBatch = b;
+      Dest d(size_t{b} * kPageBytes);
+      double t_one = 1e9, t_pipe = 1e9;
+      for (int rep = 0; rep < 3; ++rep) {
+        t_one = std::min(t_one, FetchChain(*c, 2, mem_pages, FetchMode::kPiggyback, d));
+        t_pipe = std::min(t_pipe, FetchChain(*c, 2, mem_pages, FetchMode::kPipelined, d));
+      }
+      sweep.push_back({b, gbs(mem_pages, t_one), gbs(mem_pages, t_pipe)});
+    }
+    kBatch = saved_batch;
     const int iters = absl::GetFlag(FLAGS_latency_iters);
     std::tie(rpc_50, rpc_99) = RpcFloor(*c, iters);
     std::tie(lat1_50, lat1_99) = FetchLatency(*c, 2, mem_pages, 1, iters);
@@ -456,10 +484,12 @@ int main(int argc, char** argv) {
     Server server(dir, dir + "/data-async", {});
     auto c = server.Connect();
     DropFromPageCache(dir + "/data-async");
-    // First half of the chain one batch at a time, second half pipelined; both cold.
-    const uint32_t half = disk_pages / 2 / kBatch * kBatch;
-    disk_seq = gbs(half, FetchChain(*c, 1, half, FetchMode::kPiggyback, dst));
-    disk_pipe = gbs(disk_pages - half, FetchChainFrom(*c, 1, half, disk_pages, FetchMode::kPipelined, dst));
+    // First third of the chain one batch at a time, second third pipelined, last third with
+    // Prefetch(next batch) ahead of each FetchPages; all cold.
+    const uint32_t third = disk_pages / 3 / kBatch * kBatch;
+    disk_seq = gbs(third, FetchChain(*c, 1, third, FetchMode::kPiggyback, dst));
+    disk_pipe = gbs(third, FetchChainFrom(*c, 1, third, 2 * third, FetchMode::kPipelined, dst));
+    disk_prefetch = gbs(disk_pages - 2 * third, FetchChainFrom(*c, 1, 2 * third, disk_pages, FetchMode::kPrefetchAhead, dst));
     raw = MeasureRawDisk(dir + "/raw.bin", size_t{disk_pages} * kPageBytes);
   }
   {
@@ -487,14 +517,22 @@ int main(int argc, char** argv) {
     std::printf("| fetch, memory tier via arena: %s | %.2f GB/s (%.0f%% of 1-thread memcpy) |\n", names[m], mem[m],
                 100 * mem[m] / memcpy1);
   }
+  for (const SweepRow& r : sweep) {
+    std::printf("| fetch, memory tier via arena, %u-page (%u MiB) requests: 1 round trip / pipelined | %.2f GB/s (%.0f%%) / "
+                "%.2f GB/s (%.0f%%) of 1-thread memcpy |\n",
+                r.batch, r.batch / 16, r.one_trip, 100 * r.one_trip / memcpy1, r.pipelined, 100 * r.pipelined / memcpy1);
+  }
   std::printf("| fetch, memory tier, bytes inside gRPC (inline_payload) + memcpy out | %.2f GB/s (%.0f%% of memcpy) |\n",
               mem_inline, 100 * mem_inline / memcpy1);
   std::printf("| raw sequential read, O_DIRECT 1 MiB blocks / 64 KiB blocks | %.2f / %.2f GB/s |\n", raw_direct, raw_64k);
   std::printf("| raw sequential read, buffered 1 MiB after fadvise(DONTNEED) | %.2f GB/s |\n", raw_buffered);
   std::printf("| fetch, disk tier, cold (restart + fadvise(DONTNEED) on every data file) + memcpy out | %.2f GB/s (%.0f%% of the best raw read, %.2f GB/s) |\n",
               disk_seq, 100 * disk_seq / raw_best, raw_best);
-  std::printf("| same, pipelined (2nd half of the chain) | %.2f GB/s (%.0f%% of %.2f GB/s) |\n", disk_pipe,
+  std::printf("| same, pipelined (2nd third of the chain) | %.2f GB/s (%.0f%% of %.2f GB/s) |\n", disk_pipe,
               100 * disk_pipe / raw_best, raw_best);
+  std::printf("| same, Prefetch(batch k+1) before FetchPages(batch k) (last third) | %.2f GB/s (%.0f%% of %.2f GB/s; "
+              "%.0f%% of O_DIRECT 1 MiB) |\n",
+              disk_prefetch, 100 * disk_prefetch / raw_best, raw_best, 100 * disk_prefetch / raw_direct);
   std::printf("| raw sequential write, 1 MiB blocks + fdatasync | %.2f GB/s |\n", gbs(disk_pages, raw.write_s));
   std::printf("| put, durability=async / sync (%u-page requests) | %.2f / %.2f GB/s |\n", kBatch, put_async, put_sync);
   std::printf("| RPC floor: Stats round trip p50 / p99 | %.0f / %.0f us |\n", rpc_50, rpc_99);

@@ -7,7 +7,7 @@
 # average is printed with each table.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-build="${1:-$root/build-kv2}"
+build="${1:-$root/build}"
 work="${2:-}"
 bench="$build/bin/kvstore_bench"
 [[ -x "$bench" ]] || { echo "no $bench; build kvstore_bench first" >&2; exit 1; }

@@ -23,8 +23,16 @@ int32_t AbstractPyramid::end_page(int32_t level, int32_t node) const {
 }
 
 void AbstractPyramid::AddKey(int32_t position, const float* key) {
-  const int32_t page = position / page_size_;
   num_tokens_ = std::max(num_tokens_, position + 1);
+  Widen(position / page_size_, key, key);
+}
+
+void AbstractPyramid::AddPage(int32_t page, const float* mn, const float* mx) {
+  num_tokens_ = std::max(num_tokens_, (page + 1) * page_size_);
+  Widen(page, mn, mx);
+}
+
+void AbstractPyramid::Widen(int32_t page, const float* lo, const float* hi) {
   const size_t width = static_cast<size_t>(num_kv_heads_) * head_dim_;
   const int32_t levels = num_levels();
   if (levels_.empty()) levels_.resize(1);
@@ -46,8 +54,8 @@ void AbstractPyramid::AddKey(int32_t position, const float* key) {
     float* mn = &level.min[Offset(node)];
     float* mx = &level.max[Offset(node)];
     for (size_t c = 0; c < width; ++c) {
-      mn[c] = std::min(mn[c], key[c]);
-      mx[c] = std::max(mx[c], key[c]);
+      mn[c] = std::min(mn[c], lo[c]);
+      mx[c] = std::max(mx[c], hi[c]);
     }
   }
 }

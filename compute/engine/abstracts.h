@@ -17,6 +17,10 @@ class AbstractPyramid {
 
   // Adds the key of token `position` (positions arrive in order).   key: [num_kv_heads, head_dim]
   void AddKey(int32_t position, const float* key);
+  // Adds page `page` whole from its level-0 bounds (a page restored from the kvstore: its keys are
+  // not here). Pages arrive in order; the pyramid then covers (page + 1) * page_size tokens.
+  //   mn, mx: [num_kv_heads, head_dim]
+  void AddPage(int32_t page, const float* mn, const float* mx);
 
   int32_t page_size() const { return page_size_; }
   int32_t num_kv_heads() const { return num_kv_heads_; }
@@ -39,6 +43,8 @@ class AbstractPyramid {
   uint64_t bytes() const;
 
  private:
+  // Widens level-0 node `page` and every node above it to include [mn, mx].
+  void Widen(int32_t page, const float* mn, const float* mx);
   size_t Offset(int32_t node) const { return static_cast<size_t>(node) * num_kv_heads_ * head_dim_; }
   struct Level {
     std::vector<float> min, max;  // [nodes, num_kv_heads, head_dim]

@@ -62,15 +62,25 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
   std::vector<float> logits(options.keep_prompt_logits ? prompt.size() * vocab : vocab);
 
   absl::Time start = absl::Now();
-  if (paged != nullptr) paged->PushTokens(prompt);
-  RETURN_IF_ERROR(model.Forward(prompt, 0, cache, options.keep_prompt_logits, logits.data()));
+  int32_t cached = 0;
+  if (paged != nullptr && paged->tiered() && options.reuse_prefix && !options.keep_prompt_logits) {
+    ASSIGN_OR_RETURN(result.prefix, paged->RestorePrefix(prompt));
+    cached = result.prefix.cached_tokens;
+  }
+  const std::span<const int32_t> computed = prompt.subspan(cached);
+  if (paged != nullptr) paged->PushTokens(computed);
+  RETURN_IF_ERROR(model.Forward(computed, cached, cache, options.keep_prompt_logits, logits.data()));
   result.prefill_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  if (paged != nullptr) {
+    start = absl::Now();
+    RETURN_IF_ERROR(paged->FinishPrefill());
+    result.policy_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  }
   const float* next_logits = logits.data() + (options.keep_prompt_logits ? (prompt.size() - 1) * vocab : 0);
   if (options.keep_prompt_logits) {
     result.prompt_logits = logits;
   }
 
-  if (paged != nullptr) paged->BeginDecode();
   start = absl::Now();
   int32_t position = prompt_len;
   result.finish_reason = FinishReason::kLength;

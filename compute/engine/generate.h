@@ -33,6 +33,10 @@ struct GenerateOptions {
   // KV storage: unset runs the dense contiguous KvCache (mode `dense`, the reference); set runs
   // the paged LeoAM sequence with its selection mode and budget (prefill stays exact).
   std::optional<PagedKvOptions> paged_kv{};
+  // Tiered paged KV (a device budget or offload-all, with a kvstore): restore the longest prompt
+  // prefix whose pages the store already holds (PagedKvSequence::RestorePrefix) instead of
+  // computing it. Ignored with keep_prompt_logits (restored positions have no logits). Default on.
+  bool reuse_prefix = true;
 };
 
 enum class FinishReason { kLength, kStop, kContextFull };
@@ -42,11 +46,17 @@ struct GenerateResult {
   std::vector<int32_t> tokens;  // generated ids, stop token excluded
   FinishReason finish_reason = FinishReason::kLength;
   int32_t prompt_tokens = 0;
-  double prefill_seconds = 0.0;  // prompt forward pass, including the first token's logits
+  double prefill_seconds = 0.0;  // prompt forward pass (and prefix restore), including the first token's logits
   double decode_seconds = 0.0;   // every later forward pass and sampling step
+  // Paged KV: the end of the prompt's work after its logits (leoam measuring its per-layer
+  // policies from the prompt's last queries); in neither prefill_seconds nor decode_seconds.
+  double policy_seconds = 0.0;
   std::vector<float> prompt_logits;  // [prompt_tokens, vocab] when keep_prompt_logits
   PagedKvStats kv_stats;             // with paged_kv: decode-time selection and tier counters
   PagedKvStats prefill_kv_stats;     // with paged_kv: the prompt's tier counters (pages written, fetched)
+  // Prefix reuse: prompt tokens restored from the kvstore instead of computed (cached_tokens), and
+  // how many of those pages came from its memory / disk tier.
+  PrefixRestore prefix;
 };
 
 // Runs `prompt` (token ids, BOS included if wanted) through `model`. `tokenizer` may be null (then

@@ -2,7 +2,10 @@
 // kvstore traffic (write-through of full pages, synchronous fetch of selected misses).
 // See paged_kv.h for the policy.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <iterator>
+#include <numeric>
 #include <limits>
 #include <utility>
 
@@ -13,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "compute/engine/paged_kv.h"
+#include "kernels/codec/page_codec.h"
 
 namespace leoam {
 
@@ -21,7 +25,7 @@ kvstore::KvLayout KvStoreLayout(const ModelConfig& config, int32_t page_size) {
   layout.num_layers = static_cast<uint32_t>(config.num_layers);
   layout.page_size = static_cast<uint32_t>(page_size);
   layout.num_kv_heads = static_cast<uint32_t>(config.num_kv_heads);
-  layout.head_dim = static_cast<uint32_t>(config.head_dim) * 2;  // fp32 bytes in an fp16-sized page
+  layout.head_dim = static_cast<uint32_t>(config.head_dim);
   layout.dtype = kvstore::KvDtype::kF32;
   return layout;
 }
@@ -140,6 +144,83 @@ absl::StatusOr<int32_t> PagedKvSequence::TakeSlot(int32_t layer) {
       slot_owner_.size(), options_.device_budget_bytes));
 }
 
+float PagedKvSequence::PageBound(int32_t layer, int32_t page) const {
+  const std::vector<float>& q = reference_q_[layer];
+  const AbstractPyramid& pyr = pyramids_[layer];
+  const int32_t d = config_.head_dim;
+  const int32_t group = config_.num_heads / config_.num_kv_heads;
+  float best = -std::numeric_limits<float>::infinity();
+  for (int32_t h = 0; h < config_.num_heads; ++h) {
+    const size_t kv = static_cast<size_t>(h / group) * d;
+    best = std::max(best, KeyBound(q.data() + static_cast<size_t>(h) * d, pyr.min(0, page) + kv,
+                                   pyr.max(0, page) + kv, d));
+  }
+  return best;
+}
+
+kvstore::PageEncoding PagedKvSequence::ChooseEncoding(int32_t layer, int32_t page, float top_bound) const {
+  const PageCompressionOptions& c = options_.compression;
+  if (!c.enabled || page < c.exact_sink_pages) return kvstore::PageEncoding::kF32;
+  if (reference_q_[layer].empty()) return kvstore::PageEncoding::kFp16;  // no query yet: nothing to rank by
+  const float gap = top_bound - PageBound(layer, page);
+  if (gap <= c.fp16_gap) return kvstore::PageEncoding::kFp16;
+  if (gap <= c.int8_gap) return kvstore::PageEncoding::kInt8;
+  return kvstore::PageEncoding::kInt4;
+}
+
+void PagedKvSequence::EvictFor(int32_t layer, int32_t incoming) {
+  // The policy of TakeSlot applied to a whole batch of misses with one scan of the slots (TakeSlot
+  // per miss scans every slot each time: quadratic in the pool at long contexts).
+  int64_t need = static_cast<int64_t>(incoming) - static_cast<int64_t>(free_slots_.size());
+  if (need <= 0) return;
+  const int32_t share = std::max<int32_t>(1, static_cast<int32_t>(slot_owner_.size()) / config_.num_layers);
+  struct Candidate {
+    int64_t last_used, uses;
+    int32_t slot;
+  };
+  std::vector<Candidate> own, others;
+  for (int32_t s = 0; s < static_cast<int32_t>(slot_owner_.size()); ++s) {
+    const auto [l, p] = slot_owner_[s];
+    if (l < 0 || pinned_[s]) continue;
+    const PageState& st = page_state_[l][p];
+    if (!st.stored) continue;
+    (l == layer ? own : others).push_back({st.last_used, st.uses, s});
+  }
+  auto lru = [](const Candidate& a, const Candidate& b) {
+    return a.last_used != b.last_used ? a.last_used < b.last_used : a.uses < b.uses;
+  };
+  std::sort(own.begin(), own.end(), lru);
+  std::sort(others.begin(), others.end(), lru);
+  auto evict = [&](const Candidate& c) {
+    DropPage(slot_owner_[c.slot].first, slot_owner_[c.slot].second);
+    --need;
+  };
+  // As TakeSlot would do miss by miss: the free slots go first; then while the layer is under its
+  // share it takes from layers over theirs, and once at its share it replaces its own pages.
+  const int64_t after_free = resident_[layer] + static_cast<int64_t>(free_slots_.size());
+  const int64_t from_others = std::max<int64_t>(0, std::min<int64_t>(need, share - after_free));
+  int64_t from_own = need - from_others;
+  // 1. The layer's own least recently selected pages.
+  size_t i = 0;
+  while (from_own > 0 && i < own.size()) {
+    evict(own[i++]);
+    --from_own;
+  }
+  // 2. Pages of layers over their share, least recently selected first; 3. anyone's.
+  std::vector<uint8_t> taken(others.size(), 0);
+  for (size_t j = 0; need > 0 && j < others.size(); ++j) {
+    const int32_t l = slot_owner_[others[j].slot].first;
+    if (resident_[l] > share) {
+      evict(others[j]);
+      taken[j] = 1;
+    }
+  }
+  for (; need > 0 && i < own.size(); ++i) evict(own[i]);
+  for (size_t j = 0; need > 0 && j < others.size(); ++j) {
+    if (!taken[j]) evict(others[j]);
+  }
+}
+
 absl::Status PagedKvSequence::FlushPuts() {
   if (pending_puts_.empty()) return absl::OkStatus();
   const absl::Time start = absl::Now();
@@ -147,18 +228,46 @@ absl::Status PagedKvSequence::FlushPuts() {
   const size_t half = page_floats() * sizeof(float);
   const uint32_t max_batch = std::max<uint32_t>(1, store.hello().max_pages_per_request);
   const int32_t heads_floats = config_.num_kv_heads * config_.head_dim;
+  const codec::PageShape shape{2 * int64_t{options_.page_size} * config_.num_kv_heads, config_.head_dim};
+  // Encodings first: the top bound of a layer is computed once per flush over all its pages.
+  std::vector<kvstore::PageEncoding> encodings(pending_puts_.size(), kvstore::PageEncoding::kF32);
+  if (options_.compression.enabled) {
+    std::vector<float> top(config_.num_layers, std::numeric_limits<float>::quiet_NaN());
+    for (size_t i = 0; i < pending_puts_.size(); ++i) {
+      const auto [layer, page] = pending_puts_[i];
+      if (std::isnan(top[layer]) && !reference_q_[layer].empty()) {
+        float t = -std::numeric_limits<float>::infinity();
+        for (int32_t p = 0; p < pyramids_[layer].num_pages(); ++p) t = std::max(t, PageBound(layer, p));
+        top[layer] = t;
+      }
+      encodings[i] = ChooseEncoding(layer, page, top[layer]);
+    }
+  }
   size_t next = 0;
   while (next < pending_puts_.size()) {
     const size_t n = std::min<size_t>(max_batch, pending_puts_.size() - next);
-    std::vector<uint64_t> sizes(n, 2 * half);
+    std::vector<uint64_t> sizes(n);
+    for (size_t i = 0; i < n; ++i) {
+      ASSIGN_OR_RETURN(sizes[i], codec::EncodedPageBytes(encodings[next + i], shape));
+    }
     ASSIGN_OR_RETURN(std::vector<kvstore::StagingBuffer> bufs, store.AllocStaging(sizes));
     std::vector<kvstore::PagePut> puts(n);
     absl::Status status;
     for (size_t i = 0; i < n && status.ok(); ++i) {
       const auto [layer, page] = pending_puts_[next + i];
       const int32_t slot = page_tables_[layer][page];
-      status = backend_.CopyToHost(bufs[i].data, k_page(slot), half);
-      if (status.ok()) status = backend_.CopyToHost(bufs[i].data + half, v_page(slot), half);
+      const kvstore::PageEncoding encoding = encodings[next + i];
+      if (encoding == kvstore::PageEncoding::kF32) {  // the page's bytes as they are
+        status = backend_.CopyToHost(bufs[i].data, k_page(slot), half);
+        if (status.ok()) status = backend_.CopyToHost(bufs[i].data + half, v_page(slot), half);
+      } else {
+        host_page_.resize(2 * page_floats());
+        status = backend_.CopyToHost(host_page_.data(), k_page(slot), half);
+        if (status.ok()) status = backend_.CopyToHost(host_page_.data() + page_floats(), v_page(slot), half);
+        if (status.ok()) {
+          status = codec::EncodePage(encoding, shape, host_page_, absl::Span<uint8_t>(bufs[i].data, sizes[i]));
+        }
+      }
       absl::StatusOr<const Hash128*> key = PageKey(page);
       if (status.ok() && !key.ok()) status = key.status();
       if (!status.ok()) break;
@@ -166,9 +275,9 @@ absl::Status PagedKvSequence::FlushPuts() {
       put.hash = **key;
       if (page > 0) put.parent = page_keys_[page - 1];
       put.layer = static_cast<uint32_t>(layer);
-      put.encoding = kvstore::PageEncoding::kFp16;  // fp32 bytes, see KvStoreLayout
+      put.encoding = encoding;
       put.staging_offset = bufs[i].offset;
-      put.length = 2 * half;
+      put.length = sizes[i];
       // Level-0 abstract: per KV head and channel, min then max of the exact post-RoPE keys.
       const AbstractPyramid& pyr = pyramids_[layer];
       put.abstract.resize(2 * heads_floats * sizeof(float));
@@ -186,13 +295,54 @@ absl::Status PagedKvSequence::FlushPuts() {
     for (size_t i = 0; i < n; ++i) {
       const auto [layer, page] = pending_puts_[next + i];
       page_state_[layer][page].stored = true;
+      stats_.bytes_written += static_cast<int64_t>(sizes[i]);
+      stats_.pages_written_by_encoding[static_cast<size_t>(encodings[next + i])] += 1;
     }
     stats_.pages_written += static_cast<int64_t>(n);
-    stats_.bytes_written += static_cast<int64_t>(n * 2 * half);
+    stats_.bytes_written_exact += static_cast<int64_t>(n * 2 * half);
     next += n;
   }
   pending_puts_.clear();
   stats_.write_seconds += absl::ToDoubleSeconds(absl::Now() - start);
+  return absl::OkStatus();
+}
+
+absl::Status PagedKvSequence::CopyFetched(int32_t layer, int32_t page, const kvstore::FetchedPage& f, float* k_dst,
+                                          float* v_dst, bool to_device) {
+  if (!f.found) {
+    return absl::DataLossError(absl::StrFormat(
+        "layer %d page %d was written through to the kvstore but the store no longer has it", layer, page));
+  }
+  const size_t half = page_floats() * sizeof(float);
+  const codec::PageShape shape{2 * int64_t{options_.page_size} * config_.num_kv_heads, config_.head_dim};
+  absl::StatusOr<size_t> want = codec::EncodedPageBytes(f.encoding, shape);
+  if (!want.ok() || f.length != *want || f.data == nullptr) {
+    return absl::DataLossError(absl::StrFormat("layer %d page %d: the store returned %d bytes of %s, expected %d",
+                                               layer, page, f.length, codec::PageEncodingName(f.encoding),
+                                               want.ok() ? *want : 0));
+  }
+  const uint8_t* src = f.data;
+  if (f.encoding != kvstore::PageEncoding::kF32) {  // decode on the compute side
+    decoded_.resize(2 * page_floats());
+    RETURN_IF_ERROR(
+        codec::DecodePage(f.encoding, shape, absl::Span<const uint8_t>(f.data, f.length), absl::Span<float>(decoded_)));
+    src = reinterpret_cast<const uint8_t*>(decoded_.data());
+  }
+  for (auto [dst, from] : {std::pair<float*, const uint8_t*>{k_dst, src}, {v_dst, src + half}}) {
+    if (dst == nullptr) continue;
+    if (to_device) {
+      RETURN_IF_ERROR(backend_.CopyToDevice(dst, from, half));
+    } else {
+      std::memcpy(dst, from, half);
+    }
+  }
+  if (f.from_disk) {
+    stats_.pages_fetched_disk += 1;
+    stats_.bytes_fetched_disk += static_cast<int64_t>(f.length);
+  } else {
+    stats_.pages_fetched_memory += 1;
+    stats_.bytes_fetched_memory += static_cast<int64_t>(f.length);
+  }
   return absl::OkStatus();
 }
 
@@ -201,14 +351,7 @@ absl::Status PagedKvSequence::FetchInto(int32_t layer, const std::vector<int32_t
                                         bool to_device) {
   const absl::Time start = absl::Now();
   kvstore::KvStoreClient& store = *options_.kvstore;
-  const size_t half = page_floats() * sizeof(float);
   const uint32_t max_batch = std::max<uint32_t>(1, store.hello().max_pages_per_request);
-  auto copy = [&](float* dst, const uint8_t* src) -> absl::Status {
-    if (dst == nullptr) return absl::OkStatus();
-    if (to_device) return backend_.CopyToDevice(dst, src, half);
-    std::memcpy(dst, src, half);
-    return absl::OkStatus();
-  };
   for (size_t next = 0; next < pages.size();) {
     const size_t n = std::min<size_t>(max_batch, pages.size() - next);
     std::vector<kvstore::PageRef> refs(n);
@@ -220,39 +363,67 @@ absl::Status PagedKvSequence::FetchInto(int32_t layer, const std::vector<int32_t
       refs[i].hash = page_keys_[page];
       refs[i].layer = static_cast<uint32_t>(layer);
     }
-    ASSIGN_OR_RETURN(kvstore::FetchResult fetched, store.FetchPages(refs));
+    // The previous fetch's lease ends in this round trip (one RPC per fetch, not two).
+    const absl::Time rpc_start = absl::Now();
+    absl::StatusOr<kvstore::FetchResult> result = store.FetchPages(refs, leases_to_release_);
+    if (!result.ok() && !leases_to_release_.empty()) {
+      (void)store.Release(leases_to_release_);  // one had timed out: the call failed as a whole
+      result = store.FetchPages(refs);
+    }
+    stats_.fetch_rpc_seconds += absl::ToDoubleSeconds(absl::Now() - rpc_start);
+    leases_to_release_.clear();
+    RETURN_IF_ERROR(result.status());
+    const kvstore::FetchResult& fetched = *result;
     absl::Status status;
     for (size_t i = 0; i < n && status.ok(); ++i) {
-      const kvstore::FetchedPage& f = fetched.pages[i];
-      if (!f.found) {
-        status = absl::DataLossError(absl::StrFormat(
-            "layer %d page %d was written through to the kvstore but the store no longer has it", layer,
-            pages[next + i]));
-      } else if (f.length != 2 * half || f.data == nullptr) {
-        status = absl::DataLossError(absl::StrFormat("layer %d page %d: the store returned %d bytes, expected %d",
-                                                     layer, pages[next + i], f.length, 2 * half));
-      } else {
-        status = copy(k_dst[i + next], f.data);
-        if (status.ok()) status = copy(v_dst[i + next], f.data + half);
-        if (f.from_disk) {
-          stats_.pages_fetched_disk += 1;
-          stats_.bytes_fetched_disk += static_cast<int64_t>(f.length);
-        } else {
-          stats_.pages_fetched_memory += 1;
-          stats_.bytes_fetched_memory += static_cast<int64_t>(f.length);
-        }
-      }
+      status = CopyFetched(layer, pages[next + i], fetched.pages[i], k_dst[next + i], v_dst[next + i], to_device);
     }
-    if (fetched.lease_id != 0) {
-      const uint64_t lease[1] = {fetched.lease_id};
-      absl::Status released = store.Release(lease);
-      if (status.ok()) status = released;
-    }
+    if (fetched.lease_id != 0) leases_to_release_.push_back(fetched.lease_id);
     RETURN_IF_ERROR(status);
     next += n;
   }
   stats_.fetch_stall_seconds += absl::ToDoubleSeconds(absl::Now() - start);
   return absl::OkStatus();
+}
+
+void PagedKvSequence::IssuePrefetch(int32_t layer, int32_t context) {
+  const int32_t next = (layer + 1) % config_.num_layers;
+  const std::vector<int32_t>& table = page_tables_[next];
+  const int32_t num_pages = static_cast<int32_t>(table.size());
+  std::vector<int32_t> predicted;
+  if (options_.mode == SelectionMode::kOffloadAll) {
+    predicted.resize(num_pages);
+    std::iota(predicted.begin(), predicted.end(), 0);
+  } else {
+    predicted = last_selection_[next];  // the previous step's choice: selections drift slowly
+    if (next > 0 && num_pages > 0) {
+      // Speculative query: this layer's (scaled) query against the next layer's abstracts. The
+      // residual stream changes little from one layer to the next, so it ranks pages similarly.
+      SelectionCounters counters;
+      const std::vector<int32_t> spec =
+          SelectPages(options_.mode, pyramids_[next], host_q_, config_.num_heads, BudgetPages(next, context),
+                      policies_[next], options_.selection, &counters);
+      stats_.prefetch_abstracts_read += counters.abstracts_read;
+      std::vector<int32_t> merged;
+      std::set_union(predicted.begin(), predicted.end(), spec.begin(), spec.end(), std::back_inserter(merged));
+      predicted = std::move(merged);
+    }
+  }
+  const size_t max_batch = std::max<uint32_t>(1, options_.kvstore->hello().max_pages_per_request);
+  std::vector<int32_t> pages;
+  std::vector<kvstore::PageRef> refs;
+  for (int32_t p : predicted) {
+    if (p >= num_pages || table[p] >= 0 || !page_state_[next][p].stored || pages.size() == max_batch) continue;
+    pages.push_back(p);
+    kvstore::PageRef ref;
+    ref.hash = page_keys_[p];
+    ref.layer = static_cast<uint32_t>(next);
+    refs.push_back(ref);
+  }
+  stats_.prefetch_pages += static_cast<int64_t>(pages.size());
+  const double waited = prefetcher_->Start(next, std::move(pages), std::move(refs));
+  stats_.prefetch_wait_seconds += waited;
+  stats_.fetch_stall_seconds += waited;
 }
 
 absl::Status PagedKvSequence::EnsureResident(int32_t layer, const std::vector<int32_t>& pages) {
@@ -271,8 +442,8 @@ absl::Status PagedKvSequence::EnsureResident(int32_t layer, const std::vector<in
     }
   }
   absl::Status status;
-  std::vector<float*> k_dst, v_dst;
   std::vector<int32_t> taken;
+  EvictFor(layer, static_cast<int32_t>(misses.size()));
   for (size_t i = 0; i < misses.size(); ++i) {
     absl::StatusOr<int32_t> slot = TakeSlot(layer);
     if (!slot.ok()) {
@@ -281,10 +452,37 @@ absl::Status PagedKvSequence::EnsureResident(int32_t layer, const std::vector<in
     }
     pinned_[*slot] = 1;
     taken.push_back(*slot);
-    k_dst.push_back(k_page(*slot));
-    v_dst.push_back(v_page(*slot));
   }
-  if (status.ok() && !misses.empty()) status = FetchInto(layer, misses, k_dst, v_dst, /*to_device=*/true);
+  // Misses the prefetcher already asked the store for are copied out of its batch; the rest are
+  // fetched now.
+  std::vector<int32_t> sync_pages;
+  std::vector<float*> k_dst, v_dst;
+  if (status.ok() && !misses.empty()) {
+    const absl::Time start = absl::Now();
+    double waited = 0.0;
+    const PagePrefetcher::Batch* batch = prefetcher_ != nullptr ? prefetcher_->Take(layer, &waited) : nullptr;
+    stats_.prefetch_wait_seconds += waited;
+    if (batch != nullptr) stats_.prefetch_fetch_seconds += batch->fetch_seconds;
+    size_t b = 0;  // batch pages are increasing, as misses are
+    for (size_t i = 0; i < misses.size() && status.ok(); ++i) {
+      if (batch != nullptr && batch->status.ok()) {
+        while (b < batch->pages_of.size() && batch->pages_of[b] < misses[i]) ++b;
+      }
+      if (batch != nullptr && batch->status.ok() && b < batch->pages_of.size() && batch->pages_of[b] == misses[i] &&
+          batch->fetched.pages[b].found) {
+        status = CopyFetched(layer, misses[i], batch->fetched.pages[b], k_page(taken[i]), v_page(taken[i]),
+                             /*to_device=*/true);
+        stats_.prefetch_hits += 1;
+      } else {
+        sync_pages.push_back(misses[i]);
+        k_dst.push_back(k_page(taken[i]));
+        v_dst.push_back(v_page(taken[i]));
+      }
+    }
+    if (prefetcher_ != nullptr) prefetcher_->Finish();
+    stats_.fetch_stall_seconds += absl::ToDoubleSeconds(absl::Now() - start);
+  }
+  if (status.ok() && !sync_pages.empty()) status = FetchInto(layer, sync_pages, k_dst, v_dst, /*to_device=*/true);
   if (status.ok()) {
     for (size_t i = 0; i < misses.size(); ++i) {
       table[misses[i]] = taken[i];

@@ -52,11 +52,17 @@ absl::StatusOr<std::unique_ptr<PagedKvSequence>> PagedKvSequence::Create(kernels
         "mode %s with a device budget of %d bytes needs a kvstore to hold the pages that do not fit (--kvstore)",
         SelectionModeName(options.mode), options.device_budget_bytes));
   }
+  const PageCompressionOptions& pc = options.compression;
+  if (pc.exact_sink_pages < 0 || !(pc.fp16_gap >= 0.0f) || !(pc.int8_gap >= pc.fp16_gap)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "compression: need exact_sink_pages >= 0 and 0 <= fp16_gap <= int8_gap, got %d, %g, %g",
+        pc.exact_sink_pages, pc.fp16_gap, pc.int8_gap));
+  }
   std::unique_ptr<PagedKvSequence> seq(new PagedKvSequence(backend, config, capacity, options));
   int64_t slots = static_cast<int64_t>(seq->max_pages_) * config.num_layers;
   const int64_t slot_bytes = static_cast<int64_t>(2 * seq->page_floats() * sizeof(float));
   if (tiered) {
-    ASSIGN_OR_RETURN(const size_t store_page_bytes, options.kvstore->PageBytes(kvstore::PageEncoding::kFp16));
+    ASSIGN_OR_RETURN(const size_t store_page_bytes, options.kvstore->PageBytes(kvstore::PageEncoding::kF32));
     if (static_cast<int64_t>(store_page_bytes) != slot_bytes) {
       return absl::FailedPreconditionError(absl::StrFormat(
           "the kvstore session holds %d-byte pages but this model's fp32 pages of %d tokens are %d bytes; "
@@ -75,6 +81,7 @@ absl::StatusOr<std::unique_ptr<PagedKvSequence>> PagedKvSequence::Create(kernels
     seq->slot_owner_.assign(slots, {-1, -1});
     seq->pinned_.assign(slots, 0);
     seq->resident_.assign(config.num_layers, 0);
+    if (options.prefetch) seq->prefetcher_ = std::make_unique<PagePrefetcher>(*options.kvstore);
   }
   const size_t pool_bytes = static_cast<size_t>(slots) * seq->page_floats() * sizeof(float);
   ASSIGN_OR_RETURN(seq->k_pool_, backend.Allocate(pool_bytes));
@@ -105,10 +112,24 @@ PagedKvSequence::PagedKvSequence(kernels::Backend& backend, const ModelConfig& c
       length_(config.num_layers, 0),
       probes_(config.num_layers),
       policies_(config.num_layers),
-      last_selection_(config.num_layers) {
+      last_selection_(config.num_layers),
+      reference_q_(config.num_layers) {
   pyramids_.reserve(config.num_layers);
   for (int l = 0; l < config.num_layers; ++l) pyramids_.emplace_back(options.page_size, config.num_kv_heads, config.head_dim);
   for (LayerPolicy& p : policies_) p.start_level = options.selection.default_start_level;
+}
+
+PagedKvSequence::~PagedKvSequence() {
+  prefetcher_.reset();  // joins its worker and ends its leases
+  if (!leases_to_release_.empty()) (void)options_.kvstore->Release(leases_to_release_);  // best effort
+}
+
+absl::Status PagedKvSequence::FinishPrefill() {
+  if (!decoding_ && options_.mode == SelectionMode::kLeoam && options_.selection.adaptive && !policies_measured_) {
+    RETURN_IF_ERROR(MeasurePolicies());
+  }
+  BeginDecode();
+  return absl::OkStatus();
 }
 
 int32_t PagedKvSequence::BudgetPages(int32_t layer, int32_t context) const {
@@ -164,7 +185,10 @@ absl::Status PagedKvSequence::Append(int32_t layer, int32_t start, int32_t n, co
     length_[layer] = pos + run;
     if (tiered_ && offset + run == ps) pending_puts_.emplace_back(layer, page);  // full: write through
   }
-  if (tiered_) RETURN_IF_ERROR(FlushPuts());
+  // With compression, a prompt chunk's full pages wait for the chunk's own query (Attend), which
+  // ranks them (ChooseEncoding); until then they stay resident (TakeSlot flushes them if it must).
+  const bool defer = options_.compression.enabled && !decoding_;
+  if (tiered_ && !defer) RETURN_IF_ERROR(FlushPuts());
   return absl::OkStatus();
 }
 
@@ -175,9 +199,18 @@ absl::Status PagedKvSequence::Attend(int32_t layer, const kernels::AttentionPara
     return absl::FailedPreconditionError(
         absl::StrFormat("layer %d: attention up to row %d but %d rows stored", layer, context, length_[layer]));
   }
+  const bool compressing = tiered_ && options_.compression.enabled;
   if (!decoding_ || params.num_queries != 1) {
     if (options_.mode == SelectionMode::kLeoam && options_.selection.adaptive) {
       RETURN_IF_ERROR(RecordProbeQueries(layer, params, q));
+    }
+    if (compressing) {  // the chunk's last query scores the pages written next (ChooseEncoding)
+      const size_t row = static_cast<size_t>(config_.num_heads) * config_.head_dim;
+      std::vector<float>& ref = reference_q_[layer];
+      ref.resize(row);
+      RETURN_IF_ERROR(backend_.CopyToHost(ref.data(), q + (params.num_queries - 1) * row, row * sizeof(float)));
+      for (float& x : ref) x *= params.scale;
+      RETURN_IF_ERROR(FlushPuts());  // the chunk's pages, deferred by Append
     }
     return AttendAll(layer, params, q, out, workspace);
   }
@@ -189,6 +222,7 @@ absl::Status PagedKvSequence::Attend(int32_t layer, const kernels::AttentionPara
   host_q_.resize(q_floats);
   RETURN_IF_ERROR(backend_.CopyToHost(host_q_.data(), q, q_floats * sizeof(float)));
   for (float& x : host_q_) x *= params.scale;
+  if (compressing) reference_q_[layer] = host_q_;
   std::vector<int32_t>& pages = last_selection_[layer];
   pages = SelectPages(options_.mode, pyramids_[layer], host_q_, config_.num_heads, BudgetPages(layer, context),
                       policies_[layer], options_.selection, &stats_.counters);
@@ -214,7 +248,12 @@ absl::Status PagedKvSequence::Attend(int32_t layer, const kernels::AttentionPara
 
 absl::Status PagedKvSequence::AttendPages(int32_t layer, const std::vector<int32_t>& pages, float scale,
                                           const float* q, float* out) {
-  if (tiered_) RETURN_IF_ERROR(EnsureResident(layer, pages));
+  if (tiered_) {
+    RETURN_IF_ERROR(EnsureResident(layer, pages));
+    // This layer's pages are in; the next layer's fetch overlaps this layer's attention and the
+    // rest of its forward pass.
+    if (prefetcher_ != nullptr && decoding_) IssuePrefetch(layer, length_[layer]);
+  }
   const std::vector<int32_t>& table = page_tables_[layer];
   std::vector<int32_t> slots(pages.size());
   for (size_t i = 0; i < pages.size(); ++i) slots[i] = table[pages[i]];
@@ -235,7 +274,12 @@ absl::Status PagedKvSequence::AttendPages(int32_t layer, const std::vector<int32
 absl::Status PagedKvSequence::AttendAll(int32_t layer, const kernels::AttentionParams& params, const float* q,
                                         float* out, void* workspace) {
   const int32_t context = length_[layer];
-  if (params.num_queries == 1) {  // one token: the paged op over every page needs no gather
+  const std::vector<int32_t>& table = page_tables_[layer];
+  // A prompt token after a restored prefix (RestorePrefix) may see more absent pages than the
+  // device budget holds at once: the gather below fetches them without taking slots.
+  const bool absent_prompt_pages =
+      tiered_ && !decoding_ && std::find(table.begin(), table.end(), -1) != table.end();
+  if (params.num_queries == 1 && !absent_prompt_pages) {  // one token: the paged op over every page needs no gather
     std::vector<int32_t> all(pyramids_[layer].num_pages());
     std::iota(all.begin(), all.end(), 0);
     RETURN_IF_ERROR(AttendPages(layer, all, params.scale, q, out));
@@ -243,7 +287,6 @@ absl::Status PagedKvSequence::AttendAll(int32_t layer, const kernels::AttentionP
     return absl::OkStatus();
   }
   // Prompt chunk: gather the layer into contiguous rows for the dense causal kernel.
-  const std::vector<int32_t>& table = page_tables_[layer];
   const int32_t ps = options_.page_size;
   std::vector<int32_t> absent;  // tiered: pages not resident are fetched straight into the gather rows
   std::vector<float*> absent_k, absent_v;

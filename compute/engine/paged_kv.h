@@ -13,6 +13,10 @@
 // and the stall is counted. The page being filled (the newest of each layer) is never evicted.
 // Page keys are the hash chain of compute/model/fingerprint.h over the sequence's tokens, which
 // the caller hands over with PushTokens before the forward pass that appends them.
+// Tiered extras: prefix reuse (RestorePrefix, prefix_restore.cc: a prompt prefix the store holds
+// is restored from its abstracts instead of computed), DTP prefetch (prefetcher.h: the next
+// layer's predicted pages are requested while this layer computes) and dynamic compression
+// (PageCompressionOptions: pages stored fp16/int8/int4 by estimated importance, decoded on fetch).
 // Abstracts: an AbstractPyramid per layer (host memory), updated on Append from the exact keys.
 //
 // Attention: until BeginDecode() (the prompt), exact attention over every stored row (a gather into
@@ -21,6 +25,7 @@
 // the current token's page is always selected (local window), so the current token is attended.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -31,12 +36,35 @@
 #include "compute/model/fingerprint.h"
 #include "leoam/kvstore/kvstore_client.h"
 #include "compute/engine/abstracts.h"
+#include "compute/engine/prefetcher.h"
 #include "compute/engine/selection.h"
 #include "compute/model/kv_sequence.h"
 #include "compute/model/model_config.h"
 #include "kernels/backend.h"
 
 namespace leoam {
+
+// Dynamic compression of the pages written through to the kvstore (tiered mode). A page's encoding
+// is chosen when it is written, from its estimated importance: the upper bound of its attention
+// logit under the layer's latest query (KeyBound over its level-0 abstract, max over query heads)
+// against the largest such bound over the layer's pages. The gap (in logits: a page gap g below
+// the top can carry at most e^-g of the top page's weight per token) picks fp16 / int8 / int4; sink
+// pages and pages written before the layer has seen a query are fp16 or exact (see below).
+// Resident pages stay exact (fp32) in the device cache; a page fetched back is decoded from its
+// stored encoding (kernels/codec). Abstracts always come from the exact keys.
+// The store keeps the first copy of a page (keys name content, not encoding), so compressed pages
+// would be served to exact sessions of the same fingerprint: give compressed sessions their own
+// fingerprint (ModelFingerprint with KvLayoutKey::dtype kCompressedPagesDtype, as leoam-run does).
+inline constexpr char kCompressedPagesDtype[] = "f32-dyncomp";
+struct PageCompressionOptions {
+  // Off (default): every page is stored exact (f32). The ablation of LeoAM's dynamic compression.
+  bool enabled = false;
+  // The first pages of each layer (attention sink) are stored exact. Default 1.
+  int32_t exact_sink_pages = 1;
+  // Gap thresholds in logits: gap <= fp16_gap: fp16; <= int8_gap: int8; else int4. Defaults 2, 6.
+  float fp16_gap = 2.0f;
+  float int8_gap = 6.0f;
+};
 
 struct PagedKvOptions {
   // Tokens per page (P). Default 16.
@@ -62,11 +90,18 @@ struct PagedKvOptions {
   kvstore::KvStoreClient* kvstore = nullptr;
   // Model fingerprint (ModelFingerprint) the page keys chain from.
   Hash128 fingerprint{};
+  // Per-page encodings of the pages written to the store. Default off (exact).
+  PageCompressionOptions compression{};
+  // Tiered decode: while a layer computes, fetch the pages the next layer is predicted to select
+  // (its previous selection, plus a selection over its abstracts with this layer's query as the
+  // speculative query; every stored page in offload-all) on a worker thread (prefetcher.h).
+  // Changes only timing, never what is computed. Off is the ablation. Default on.
+  bool prefetch = true;
 };
 
-// The layout to open a kvstore session with for pages of this engine. Pages are exact fp32 K and V;
-// the store has no fp32 page encoding yet, so an fp32 page is carried as an fp16-sized page of
-// twice the head_dim (same byte count), tagged dtype F32: the store never decodes payloads.
+// The layout to open a kvstore session with for pages of this engine: dtype F32, the model's
+// head_dim. A page is K rows then V rows ([2, page_size, num_kv_heads, head_dim]); pages are put
+// as PageEncoding::kF32 (exact).
 kvstore::KvLayout KvStoreLayout(const ModelConfig& config, int32_t page_size);
 
 // Parses a budget: an integer is tokens per layer ("512"), a number with a decimal point is a
@@ -94,13 +129,33 @@ struct PagedKvStats {
   int64_t cache_misses = 0;           // selected pages fetched from the store
   int64_t evictions = 0;              // pages dropped from the slot pool
   int64_t pages_written = 0;          // pages written through to the store
-  int64_t bytes_written = 0;
+  int64_t bytes_written = 0;          // encoded bytes
+  int64_t bytes_written_exact = 0;    // what those pages are in f32 (bytes_written / this: compression)
+  // Pages written per encoding, indexed by codec::PageEncoding value (1 fp16, 2 int8, 3 int4, 5 f32).
+  std::array<int64_t, 6> pages_written_by_encoding{};
   int64_t pages_fetched_memory = 0;   // fetched pages the store served from its memory tier
   int64_t pages_fetched_disk = 0;     // ... from its disk tier
   int64_t bytes_fetched_memory = 0;
   int64_t bytes_fetched_disk = 0;
-  double fetch_stall_seconds = 0.0;   // synchronous fetch time (FetchPages + copies + Release)
+  double fetch_stall_seconds = 0.0;   // time the compute thread spent on fetches: synchronous FetchPages,
+                                      // waiting for prefetches, copies (and decodes) out of the arena, Release
+  // Prefetch (DTP): pages requested ahead, selected misses they served, the compute thread's wait
+  // for them (part of fetch_stall_seconds), and abstracts scored for the speculative selection.
+  double fetch_rpc_seconds = 0.0;      // of fetch_stall_seconds: FetchPages round trips on the compute thread
+  double prefetch_fetch_seconds = 0.0; // FetchPages round trips of prefetches, on the prefetch worker
+  int64_t prefetch_pages = 0;
+  int64_t prefetch_hits = 0;
+  double prefetch_wait_seconds = 0.0;
+  int64_t prefetch_abstracts_read = 0;
   double write_seconds = 0.0;         // write-through time (AllocStaging + copies + PutPages)
+};
+
+// What RestorePrefix found in the kvstore.
+struct PrefixRestore {
+  int32_t cached_tokens = 0;  // leading prompt tokens restored (need no prefill): a multiple of page_size
+  int32_t pages_memory = 0;   // restored pages (page_size tokens, all layers) the store held in its memory tier
+  int32_t pages_disk = 0;     // ... and those only on its disk tier
+  double seconds = 0;         // LookupPrefix + GetAbstracts + bookkeeping
 };
 
 class PagedKvSequence final : public KvSequence {
@@ -110,6 +165,8 @@ class PagedKvSequence final : public KvSequence {
                                                                               int32_t capacity,
                                                                               const PagedKvOptions& options);
 
+  ~PagedKvSequence() override;
+
   int32_t capacity() const override { return capacity_; }
   absl::Status Append(int32_t layer, int32_t start, int32_t n, const float* k, const float* v) override;
   absl::Status Attend(int32_t layer, const kernels::AttentionParams& params, const float* q, float* out,
@@ -118,9 +175,25 @@ class PagedKvSequence final : public KvSequence {
   // Ends the prompt: later single-token steps use page selection. The first decode step measures
   // the per-layer policies (leoam, adaptive) from the last prompt queries.
   void BeginDecode();
+  // The end of the prompt, with the work that belongs to it: measures leoam's per-layer policies
+  // from the prompt's last queries (otherwise done lazily at the first decode step), then
+  // BeginDecode(). Its kvstore traffic counts as the prompt's.
+  absl::Status FinishPrefill();
   // Tokens of the next positions, in order (tiered mode: they key the pages). Call before the
   // forward pass that appends them; ignored when not tiered.
   void PushTokens(std::span<const int32_t> tokens);
+  // Prefix reuse (tiered mode; an empty sequence). Looks up the longest prefix of `prompt` whose
+  // pages (all layers) are in the kvstore (LookupPrefix over the page hash chain), restores their
+  // level-0 abstracts (GetAbstracts) into the pyramids, marks the pages stored-not-resident, and
+  // pushes those tokens. Returns how many leading prompt tokens need no prefill: a multiple of
+  // page_size, at most prompt.size() - 1 (the last prompt token is always computed, for logits;
+  // leoam with adaptive selection also computes the last probe_queries tokens, for its skew probe).
+  // The caller then pushes the rest of the prompt and runs Forward from position cached_tokens;
+  // the remainder's attention fetches the restored pages from the store, so it is exact. No page
+  // payload moves here: the pages come to the device when attention needs them (the prompt
+  // remainder's prefill reads them all, decode selection caches what it selects). Not tiered:
+  // returns zeros.
+  absl::StatusOr<PrefixRestore> RestorePrefix(std::span<const int32_t> prompt);
   bool tiered() const { return tiered_; }
   int32_t num_slots() const { return static_cast<int32_t>(slot_owner_.size()); }
 
@@ -163,6 +236,8 @@ class PagedKvSequence final : public KvSequence {
   // page that is not pinned if needed (policy in page_cache.cc).
   absl::StatusOr<int32_t> TakeSlot(int32_t layer);
   void DropPage(int32_t layer, int32_t page);
+  // Frees slots for `incoming` pages of `layer` at once (TakeSlot's policy, one scan).
+  void EvictFor(int32_t layer, int32_t incoming);
   // Writes the queued full pages through to the store.
   absl::Status FlushPuts();
   // Makes every page of `pages` resident (fetching misses) and marks them used.
@@ -171,9 +246,19 @@ class PagedKvSequence final : public KvSequence {
   // V rows to v_dst[i] (either may be null) in backend memory (to_device) or host memory.
   absl::Status FetchInto(int32_t layer, const std::vector<int32_t>& pages, const std::vector<float*>& k_dst,
                          const std::vector<float*>& v_dst, bool to_device);
+  // Checks a fetched page, decodes it if it is not f32, copies its K and V to k_dst / v_dst (either
+  // may be null) and counts it by tier.
+  absl::Status CopyFetched(int32_t layer, int32_t page, const kvstore::FetchedPage& f, float* k_dst, float* v_dst,
+                           bool to_device);
+  // Decode step of `layer`: starts prefetching the next layer's predicted pages.
+  void IssuePrefetch(int32_t layer, int32_t context);
   // After a decode step of `layer` in offload-all: drop every stored page of the layer.
   void DropStoredPages(int32_t layer);
   absl::StatusOr<const Hash128*> PageKey(int32_t page);
+  // The encoding page `page` of `layer` is written in (PageCompressionOptions); `top_bound` is the
+  // largest page bound of the layer under its reference query (computed once per flush).
+  kvstore::PageEncoding ChooseEncoding(int32_t layer, int32_t page, float top_bound) const;
+  float PageBound(int32_t layer, int32_t page) const;
 
   kernels::Backend& backend_;
   ModelConfig config_;
@@ -216,6 +301,13 @@ class PagedKvSequence final : public KvSequence {
   std::vector<uint8_t> pinned_;  // [slot] in use by the attention being prepared
   int64_t clock_ = 0;
   std::vector<float> host_page_;  // [2, page_size, kv_dim] staging for copies
+  // Compression: each layer's latest query (host, scaled by the attention scale), empty before
+  // the layer's first attention. [layer][num_heads * head_dim]
+  std::vector<std::vector<float>> reference_q_;
+  std::vector<float> decoded_;  // [2, page_size, kv_dim]: a page decoded from its stored encoding
+  std::unique_ptr<PagePrefetcher> prefetcher_;  // tiered with options.prefetch
+  // Leases of copied fetches, ended with the next FetchPages (or by the destructor).
+  std::vector<uint64_t> leases_to_release_;
 };
 
 }  // namespace leoam

@@ -156,4 +156,95 @@ absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t s
   return b.CopyToHost(logits, out, static_cast<size_t>(rows) * c.vocab_size * sizeof(float));
 }
 
+absl::Status LlamaModel::ForwardDecodeBatch(std::span<const DecodeItem> items, float* logits) {
+  const ModelConfig& c = config_;
+  const int32_t n = static_cast<int32_t>(items.size());
+  if (n == 0) return absl::InvalidArgumentError("ForwardDecodeBatch: no items");
+  if (logits == nullptr) return absl::InvalidArgumentError("ForwardDecodeBatch: null logits");
+  std::vector<int32_t> ids(n), positions(n);
+  for (int32_t i = 0; i < n; ++i) {
+    const DecodeItem& it = items[i];
+    if (it.cache == nullptr) return absl::InvalidArgumentError(absl::StrFormat("ForwardDecodeBatch: item %d has no cache", i));
+    if (it.token < 0 || it.token >= c.vocab_size) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("token id %d is outside the vocabulary [0, %d)", it.token, c.vocab_size));
+    }
+    if (it.position < 0 || it.position + 1 > it.cache->capacity()) {
+      return absl::OutOfRangeError(absl::StrFormat("ForwardDecodeBatch: position %d exceeds the KV cache capacity %d",
+                                                   it.position, it.cache->capacity()));
+    }
+    for (int32_t j = 0; j < i; ++j) {
+      if (items[j].cache == it.cache) return absl::InvalidArgumentError("ForwardDecodeBatch: two items share a cache");
+    }
+    ids[i] = it.token;
+    positions[i] = it.position;
+  }
+  RETURN_IF_ERROR(EnsureScratch(n));
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  size_t ws_bytes = 0;
+  for (int32_t i = 0; i < n; ++i) {
+    kernels::AttentionParams p{1, c.num_heads, c.num_kv_heads, c.head_dim, items[i].position, scale};
+    ws_bytes = std::max(ws_bytes, kernels::AttentionWorkspaceBytes(p, backend_.num_threads()));
+  }
+  if (ws_bytes > scratch_.attn_workspace_bytes) {
+    ASSIGN_OR_RETURN(scratch_.attn_workspace, backend_.Allocate(ws_bytes));
+    scratch_.attn_workspace_bytes = ws_bytes;
+  }
+  int32_t* dev_ids = scratch_.ids.as<int32_t>();
+  int32_t* pos = scratch_.positions.as<int32_t>();
+  RETURN_IF_ERROR(backend_.CopyToDevice(dev_ids, ids.data(), n * sizeof(int32_t)));
+  RETURN_IF_ERROR(backend_.CopyToDevice(pos, positions.data(), n * sizeof(int32_t)));
+
+  float* x = scratch_.x.as<float>();
+  float* xn = scratch_.xn.as<float>();
+  float* q = scratch_.q.as<float>();
+  float* k = scratch_.k.as<float>();
+  float* v = scratch_.v.as<float>();
+  float* att = scratch_.att.as<float>();
+  float* gate = scratch_.gate.as<float>();
+  float* up = scratch_.up.as<float>();
+  kernels::Backend& b = backend_;
+  const size_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
+
+  RETURN_IF_ERROR(b.Embed(weights_.token_embd, dev_ids, n, x));
+  for (int l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& w = weights_.layers[l];
+    RETURN_IF_ERROR(b.RmsNorm(x, w.attn_norm, n, c.dim, c.rms_eps, xn));
+    RETURN_IF_ERROR(b.MatMul(xn, w.wq, n, q));
+    RETURN_IF_ERROR(b.MatMul(xn, w.wk, n, k));
+    RETURN_IF_ERROR(b.MatMul(xn, w.wv, n, v));
+    if (c.has_qkv_bias) {
+      RETURN_IF_ERROR(b.AddBias(q, w.bq, n, c.q_dim()));
+      RETURN_IF_ERROR(b.AddBias(k, w.bk, n, c.kv_dim()));
+      RETURN_IF_ERROR(b.AddBias(v, w.bv, n, c.kv_dim()));
+    }
+    if (c.has_qk_norm) {
+      RETURN_IF_ERROR(b.RmsNorm(q, w.q_norm, n * c.num_heads, c.head_dim, c.rms_eps, q));
+      RETURN_IF_ERROR(b.RmsNorm(k, w.k_norm, n * c.num_kv_heads, c.head_dim, c.rms_eps, k));
+    }
+    // Each row rotates by its own position.
+    RETURN_IF_ERROR(b.Rope(q, pos, n, c.num_heads, c.head_dim, rope_));
+    RETURN_IF_ERROR(b.Rope(k, pos, n, c.num_kv_heads, c.head_dim, rope_));
+    for (int32_t i = 0; i < n; ++i) {
+      const DecodeItem& it = items[i];
+      kernels::AttentionParams p{1, c.num_heads, c.num_kv_heads, c.head_dim, it.position, scale};
+      RETURN_IF_ERROR(it.cache->Append(l, it.position, 1, k + i * kv_dim, v + i * kv_dim));
+      RETURN_IF_ERROR(it.cache->Attend(l, p, q + i * q_dim, att + i * q_dim, scratch_.attn_workspace.data()));
+    }
+    RETURN_IF_ERROR(b.MatMul(att, w.wo, n, xn));
+    RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
+
+    RETURN_IF_ERROR(b.RmsNorm(x, w.ffn_norm, n, c.dim, c.rms_eps, xn));
+    RETURN_IF_ERROR(b.MatMul(xn, w.w_gate, n, gate));
+    RETURN_IF_ERROR(b.MatMul(xn, w.w_up, n, up));
+    RETURN_IF_ERROR(b.SwiGlu(gate, up, static_cast<size_t>(n) * c.ffn_dim, gate));
+    RETURN_IF_ERROR(b.MatMul(gate, w.w_down, n, xn));
+    RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
+  }
+  float* out = scratch_.logits.as<float>();
+  RETURN_IF_ERROR(b.RmsNorm(x, weights_.output_norm, n, c.dim, c.rms_eps, xn));
+  RETURN_IF_ERROR(b.MatMul(xn, weights_.output, n, out));
+  return b.CopyToHost(logits, out, static_cast<size_t>(n) * c.vocab_size * sizeof(float));
+}
+
 }  // namespace leoam

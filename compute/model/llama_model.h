@@ -20,6 +20,14 @@
 
 namespace leoam {
 
+// One sequence's step in a batched decode: its next token, the position it goes to, and the KV
+// sequence (holding positions [0, position)) it appends to and attends over.
+struct DecodeItem {
+  int32_t token = 0;
+  int32_t position = 0;
+  KvSequence* cache = nullptr;
+};
+
 struct ModelOptions {
   // Prompt tokens run per forward chunk (bounds activation memory). Default 512.
   int32_t prefill_chunk = 512;
@@ -42,6 +50,17 @@ class LlamaModel {
   // logits: host memory, [n, vocab] when all_logits, else [vocab] for the last token only.
   absl::Status Forward(std::span<const int32_t> tokens, int32_t start_position, KvSequence& cache, bool all_logits,
                        float* logits);
+
+  // One decode step of several independent sequences at once: the matrix products run over the
+  // batch rows together (each weight matrix is read once per step, not once per sequence), RoPE
+  // uses each row's own position, and attention runs per item through its own KvSequence.
+  // logits: host memory, [items.size(), vocab], row i for items[i]. Gives the same logits as
+  // Forward({token}, position, *cache, false, ...) of each item alone whenever the backend's
+  // MatMul computes each row independently of the others (on the CPU backend: batches of up to
+  // max_matvec_batch rows, default 8, run the same matvec kernel as a single row and are
+  // bit-exact; larger batches take the GEMM path and agree to fp32 rounding).
+  // Items must use distinct caches. Forward is not affected.
+  absl::Status ForwardDecodeBatch(std::span<const DecodeItem> items, float* logits);
 
  private:
   LlamaModel(std::unique_ptr<gguf::GgufFile> file, ModelConfig config, ModelWeights weights,

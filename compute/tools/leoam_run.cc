@@ -67,6 +67,15 @@ ABSL_FLAG(std::string, kvstore, "",
 ABSL_FLAG(std::string, device_budget, "0",
           "quest/leoam/offload-all: bytes of KV pages kept in device memory (host memory on the CPU backend), "
           "e.g. 64MiB; 0 keeps every page resident. Needs --kvstore.");
+ABSL_FLAG(bool, compress_pages, false,
+          "With --kvstore: dynamic compression of the pages written to the store (fp16 / int8 / int4 by each page's "
+          "estimated importance, sink pages exact; decoded when fetched back). Off: pages are stored exact (f32).");
+ABSL_FLAG(bool, prefetch, true,
+          "With --kvstore: while a layer computes, fetch the pages the next layer is predicted to select (DTP). "
+          "--noprefetch is the ablation; it changes timing only.");
+ABSL_FLAG(bool, reuse_prefix, true,
+          "With --kvstore and a tiered mode: restore the longest prompt prefix the store already holds (pages of "
+          "earlier requests, also after a store restart) instead of recomputing it.");
 
 namespace leoam {
 namespace {
@@ -178,11 +187,14 @@ absl::Status Run() {
     absl::StatusOr<int64_t> device_budget = ParseByteSize(absl::GetFlag(FLAGS_device_budget));
     if (!device_budget.ok()) return absl::InvalidArgumentError(absl::StrCat("--device-budget: ", device_budget.status().message()));
     paged.device_budget_bytes = *device_budget;
+    paged.compression.enabled = absl::GetFlag(FLAGS_compress_pages);
+    paged.prefetch = absl::GetFlag(FLAGS_prefetch);
     const std::string target = absl::GetFlag(FLAGS_kvstore);
     if (!target.empty()) {
       const absl::Time fp_start = absl::Now();
       paged.fingerprint = ModelFingerprint(GgufContentHash((*model)->file()), (*model)->config(),
-                                           {.page_size = paged.page_size, .dtype = "f32"});
+                                           {.page_size = paged.page_size,
+                                            .dtype = paged.compression.enabled ? kCompressedPagesDtype : "f32"});
       kvstore::ClientOptions client_options;
       client_options.target = target;
       client_options.client_name = "leoam-run";
@@ -204,6 +216,7 @@ absl::Status Run() {
   } else if (!absl::GetFlag(FLAGS_kvstore).empty()) {
     return absl::InvalidArgumentError("--kvstore needs a paged mode (--mode leoam, quest or offload-all)");
   }
+  options.reuse_prefix = absl::GetFlag(FLAGS_reuse_prefix);
   const std::string logits_out = absl::GetFlag(FLAGS_logits_out);
   options.keep_prompt_logits = !logits_out.empty();
 
@@ -252,10 +265,20 @@ absl::Status Run() {
               << absl::StrFormat(", \"kv\": {\"selections\": %d, \"mean_tokens_attended\": %.2f, "
                                  "\"mean_context\": %.2f, \"abstracts_read\": %d, \"cache_hits\": %d, "
                                  "\"cache_misses\": %d, \"evictions\": %d, \"pages_written\": %d, "
-                                 "\"bytes_fetched_memory\": %d, \"bytes_fetched_disk\": %d, \"fetch_stall_ms\": %.3f}",
+                                 "\"bytes_fetched_memory\": %d, \"bytes_fetched_disk\": %d, \"fetch_stall_ms\": %.3f, "
+                                 "\"bytes_written\": %d, \"bytes_written_f32\": %d, \"prefetch_pages\": %d, "
+                                 "\"prefetch_hits\": %d, \"prefetch_wait_ms\": %.3f}",
                                  stats.selections, mean_attended, mean_context, stats.counters.abstracts_read,
                                  stats.cache_hits, stats.cache_misses, stats.evictions, stats.pages_written,
-                                 stats.bytes_fetched_memory, stats.bytes_fetched_disk, stats.fetch_stall_seconds * 1e3)
+                                 stats.bytes_fetched_memory, stats.bytes_fetched_disk, stats.fetch_stall_seconds * 1e3,
+                                 stats.bytes_written, stats.bytes_written_exact, stats.prefetch_pages,
+                                 stats.prefetch_hits, stats.prefetch_wait_seconds * 1e3)
+              << absl::StrFormat(", \"prefix\": {\"cached_tokens\": %d, \"pages_memory\": %d, \"pages_disk\": %d, "
+                                 "\"restore_ms\": %.3f, \"prefill_bytes_fetched_memory\": %d, "
+                                 "\"prefill_bytes_fetched_disk\": %d}",
+                                 result->prefix.cached_tokens, result->prefix.pages_memory, result->prefix.pages_disk,
+                                 result->prefix.seconds * 1e3, result->prefill_kv_stats.bytes_fetched_memory,
+                                 result->prefill_kv_stats.bytes_fetched_disk)
               << absl::StrFormat(
                      ", \"timings\": {\"load_ms\": %.3f, \"prefill_ms\": %.3f, \"decode_ms\": %.3f, "
                      "\"prefill_tokens_per_s\": %.2f, \"decode_tokens_per_s\": %.2f}}",
@@ -278,12 +301,24 @@ absl::Status Run() {
     }
     if (kvstore_client != nullptr) {
       std::fprintf(stderr,
-                   "[kv] device cache: %lld hits, %lld misses, %lld evictions; written %lld pages (%.1f MiB); "
-                   "fetched %.1f MiB from memory tier, %.1f MiB from disk tier; fetch stall %.1f ms\n",
+                   "[kv] prefix reuse: %d of %d prompt tokens restored from the kvstore (%d pages from memory, %d from "
+                   "disk; restore %.1f ms, prompt read %.1f MiB back)\n",
+                   result->prefix.cached_tokens, result->prompt_tokens, result->prefix.pages_memory,
+                   result->prefix.pages_disk, result->prefix.seconds * 1e3,
+                   (result->prefill_kv_stats.bytes_fetched_memory + result->prefill_kv_stats.bytes_fetched_disk) /
+                       1048576.0);
+      std::fprintf(stderr,
+                   "[kv] device cache: %lld hits, %lld misses, %lld evictions; written %lld pages (%.1f MiB, %.0f%% of "
+                   "f32); fetched %.1f MiB from memory tier, %.1f MiB from disk tier; fetch stall %.1f ms\n",
                    static_cast<long long>(stats.cache_hits), static_cast<long long>(stats.cache_misses),
                    static_cast<long long>(stats.evictions), static_cast<long long>(stats.pages_written),
-                   stats.bytes_written / 1048576.0, stats.bytes_fetched_memory / 1048576.0,
+                   stats.bytes_written / 1048576.0,
+                   stats.bytes_written_exact > 0 ? 100.0 * stats.bytes_written / stats.bytes_written_exact : 100.0,
+                   stats.bytes_fetched_memory / 1048576.0,
                    stats.bytes_fetched_disk / 1048576.0, stats.fetch_stall_seconds * 1e3);
+      std::fprintf(stderr, "[kv] prefetch: %lld pages requested ahead, %lld of %lld misses served by them, waited %.1f ms\n",
+                   static_cast<long long>(stats.prefetch_pages), static_cast<long long>(stats.prefetch_hits),
+                   static_cast<long long>(stats.cache_misses), stats.prefetch_wait_seconds * 1e3);
     }
   }
   return absl::OkStatus();

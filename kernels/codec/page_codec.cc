@@ -1,6 +1,7 @@
 #include "kernels/codec/page_codec.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -10,6 +11,9 @@
 
 namespace leoam::codec {
 namespace {
+
+// The byte layouts are little-endian; F32 pages are the host floats as they are.
+static_assert(std::endian::native == std::endian::little, "page codecs assume a little-endian host");
 
 using kernels::FloatToHalf;
 using kernels::HalfToFloat;
@@ -62,11 +66,12 @@ std::string_view PageEncodingName(PageEncoding encoding) {
     case PageEncoding::kInt8: return "int8";
     case PageEncoding::kInt4: return "int4";
     case PageEncoding::kBf16: return "bf16";
+    case PageEncoding::kF32: return "f32";
   }
   return "unknown";
 }
 
-bool IsValidPageEncoding(uint32_t value) { return value >= 1 && value <= 4; }
+bool IsValidPageEncoding(uint32_t value) { return value >= 1 && value <= 5; }
 
 int64_t GroupSize(int64_t head_dim) { return std::min<int64_t>(32, head_dim); }
 
@@ -81,6 +86,8 @@ absl::StatusOr<size_t> EncodedPageBytes(PageEncoding encoding, PageShape shape) 
     case PageEncoding::kFp16:
     case PageEncoding::kBf16:
       return n * 2;
+    case PageEncoding::kF32:
+      return n * 4;
     case PageEncoding::kInt8:
     case PageEncoding::kInt4: {
       const int64_t g = GroupSize(shape.head_dim);
@@ -114,6 +121,9 @@ absl::Status EncodePage(PageEncoding encoding, PageShape shape, absl::Span<const
       return absl::OkStatus();
     case PageEncoding::kBf16:
       for (size_t i = 0; i < n; ++i) StoreU16(out.data() + 2 * i, kernels::FloatToBf16(in[i]));
+      return absl::OkStatus();
+    case PageEncoding::kF32:  // little-endian host: the bytes are the floats
+      std::memcpy(out.data(), in.data(), n * sizeof(float));
       return absl::OkStatus();
     case PageEncoding::kInt8:
     case PageEncoding::kInt4: {
@@ -153,6 +163,9 @@ absl::Status DecodePage(PageEncoding encoding, PageShape shape, absl::Span<const
       return absl::OkStatus();
     case PageEncoding::kBf16:
       for (size_t i = 0; i < n; ++i) out[i] = kernels::Bf16ToFloat(LoadU16(in.data() + 2 * i));
+      return absl::OkStatus();
+    case PageEncoding::kF32:
+      std::memcpy(out.data(), in.data(), n * sizeof(float));
       return absl::OkStatus();
     case PageEncoding::kInt8:
     case PageEncoding::kInt4: {

@@ -8,6 +8,7 @@
 // Byte layouts (all little-endian, no padding, no header):
 //   FP16: values  [rows][head_dim] fp16                       -> rows*head_dim*2 bytes
 //   BF16: values  [rows][head_dim] bf16                       -> rows*head_dim*2 bytes
+//   F32:  values  [rows][head_dim] IEEE binary32 (exact)      -> rows*head_dim*4 bytes
 //   INT8: codes   [rows][head_dim] uint8                      -> rows*head_dim bytes
 //         params  [rows][head_dim/G] {fp16 scale, fp16 min}   -> rows*(head_dim/G)*4 bytes
 //   INT4: codes   [rows][head_dim/2] uint8, channel 2j in the low nibble, 2j+1 in the high nibble
@@ -31,7 +32,12 @@
 namespace leoam::codec {
 
 // Values match leoam.v1.PageEncoding.
-enum class PageEncoding : uint8_t { kFp16 = 1, kInt8 = 2, kInt4 = 3, kBf16 = 4 };
+// Any encoding may be used with any KvDtype (the engine picks one per page): a page's size
+// follows from its own encoding and the page shape, never from the layout's dtype.
+enum class PageEncoding : uint8_t { kFp16 = 1, kInt8 = 2, kInt4 = 3, kBf16 = 4, kF32 = 5 };
+
+// The encoding with the most bytes per page (every shape valid for any encoding is valid for it).
+inline constexpr PageEncoding kLargestPageEncoding = PageEncoding::kF32;
 
 std::string_view PageEncodingName(PageEncoding encoding);
 // True for the values above.

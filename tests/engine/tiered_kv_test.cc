@@ -2,6 +2,9 @@
 // with a device page budget of 25% of the KV, leoam at a full-context budget and offload-all
 // must reproduce dense generation token for token (stories260K's reference greedy generations),
 // and the statistics must show that pages really went to the store and came back.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,6 +134,8 @@ TEST_F(TieredKvTest, ChunkedPrefillSparseSelectionMatchesResident) {
   GenerateOptions options;
   options.max_tokens = 200;
   options.stop_tokens = {};
+  // Every mode runs the whole prompt (the store holds it after the first: no prefix reuse here).
+  options.reuse_prefix = false;
   auto dense = Generate(*model_, nullptr, prompt, options);
   ASSERT_TRUE(dense.ok()) << dense.status();
   ASSERT_EQ(dense->tokens.size(), 200u);
@@ -161,6 +166,150 @@ TEST_F(TieredKvTest, ChunkedPrefillSparseSelectionMatchesResident) {
     // read evicted ones back for its own attention.
     EXPECT_GT(tiered->prefill_kv_stats.pages_written, 0);
     EXPECT_GT(tiered->prefill_kv_stats.pages_fetched_memory + tiered->prefill_kv_stats.pages_fetched_disk, 0);
+  }
+}
+
+// Dynamic compression: pages written to the store in fp16 / int8 / int4 by importance (the sink
+// exact) and decoded when read back. The prompt's chunks read evicted pages back, so its logits
+// show the (small) cost against exact pages.
+TEST_F(TieredKvTest, CompressedPagesDecodeCloseToExact) {
+  LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
+  ASSERT_NO_FATAL_FAILURE(Start(model_path, 8, 24));
+  GenerateOptions seed_options;
+  seed_options.max_tokens = 300;
+  seed_options.sampling.temperature = 1.0f;
+  seed_options.sampling.seed = 3;
+  const std::vector<int32_t> bos = {1};
+  auto seed = Generate(*model_, nullptr, bos, seed_options);
+  ASSERT_TRUE(seed.ok()) << seed.status();
+  std::vector<int32_t> prompt = bos;
+  prompt.insert(prompt.end(), seed->tokens.begin(), seed->tokens.end());
+  const int vocab = model_->config().vocab_size;
+  const size_t n = prompt.size();
+
+  GenerateOptions options;
+  options.max_tokens = 0;
+  options.keep_prompt_logits = true;
+  auto dense = Generate(*model_, nullptr, prompt, options);
+  ASSERT_TRUE(dense.ok()) << dense.status();
+  // Share of positions whose argmax agrees with dense, mean KL(dense || got) of the next-token
+  // distributions, and the largest logit difference.
+  auto log_softmax = [&](const float* x) {
+    const double m = *std::max_element(x, x + vocab);
+    double sum = 0;
+    for (int i = 0; i < vocab; ++i) sum += std::exp(x[i] - m);
+    std::vector<double> out(vocab);
+    for (int i = 0; i < vocab; ++i) out[i] = x[i] - m - std::log(sum);
+    return out;
+  };
+  double kl = 0;
+  auto compare = [&](const std::vector<float>& got, double* agree, double* max_diff) {
+    *agree = 0;
+    *max_diff = 0;
+    kl = 0;
+    for (size_t t = 0; t < n; ++t) {
+      const float* a = dense->prompt_logits.data() + t * vocab;
+      const float* b = got.data() + t * vocab;
+      *agree += (std::max_element(a, a + vocab) - a) == (std::max_element(b, b + vocab) - b);
+      for (int i = 0; i < vocab; ++i) *max_diff = std::max<double>(*max_diff, std::fabs(a[i] - b[i]));
+      const std::vector<double> p = log_softmax(a), q = log_softmax(b);
+      for (int i = 0; i < vocab; ++i) kl += std::exp(p[i]) * (p[i] - q[i]);
+    }
+    *agree /= n;
+    kl /= n;
+  };
+
+  // Every page fp16 (gaps never exceeded) except the sink, then the default mix.
+  for (const float fp16_gap : {1e30f, 2.0f}) {
+    SCOPED_TRACE(fp16_gap);
+    options.paged_kv = Tiered(SelectionMode::kQuest, 8, static_cast<int>(n), 0.25);
+    options.paged_kv->compression.enabled = true;
+    options.paged_kv->compression.fp16_gap = fp16_gap;
+    options.paged_kv->compression.int8_gap = std::max(fp16_gap, 6.0f);
+    // The store keeps the first copy of a page: start empty so these pages are written here.
+    ASSERT_TRUE(client_->DropAll().ok());
+    auto got = Generate(*model_, nullptr, prompt, options);
+    ASSERT_TRUE(got.ok()) << got.status() << "\n" << proc_->Log();
+    const PagedKvStats& st = got->prefill_kv_stats;
+    const auto& by = st.pages_written_by_encoding;
+    const int layers = model_->config().num_layers;
+    EXPECT_EQ(by[static_cast<int>(codec::PageEncoding::kF32)], layers);  // the sink page of each layer
+    EXPECT_EQ(by[1] + by[2] + by[3] + by[5], st.pages_written);
+    EXPECT_LT(st.bytes_written, st.bytes_written_exact);
+    if (fp16_gap > 1e29f) {
+      EXPECT_EQ(by[static_cast<int>(codec::PageEncoding::kFp16)], st.pages_written - layers);
+    } else {
+      EXPECT_GT(by[static_cast<int>(codec::PageEncoding::kInt8)] + by[static_cast<int>(codec::PageEncoding::kInt4)],
+                0);
+    }
+    EXPECT_GT(st.pages_fetched_memory + st.pages_fetched_disk, 0);
+    double agree = 0, max_diff = 0;
+    compare(got->prompt_logits, &agree, &max_diff);
+    EXPECT_GT(max_diff, 0.0);  // lossy pages really were read back
+    EXPECT_GE(agree, fp16_gap > 1e29f ? 0.99 : 0.9);
+    EXPECT_LT(kl, fp16_gap > 1e29f ? 1e-4 : 0.05);
+    std::printf("fp16_gap %g: pages f32/fp16/int8/int4 %lld/%lld/%lld/%lld, bytes %.2f of f32, top-1 agree %.3f, "
+                "mean KL %.5f, max logit diff %.4f\n",
+                fp16_gap, static_cast<long long>(by[5]), static_cast<long long>(by[1]),
+                static_cast<long long>(by[2]), static_cast<long long>(by[3]),
+                static_cast<double>(st.bytes_written) / st.bytes_written_exact, agree, kl, max_diff);
+  }
+  // Off: exact pages, bit-identical logits.
+  options.paged_kv = Tiered(SelectionMode::kQuest, 8, static_cast<int>(n), 0.25);
+  ASSERT_TRUE(client_->DropAll().ok());
+  auto exact = Generate(*model_, nullptr, prompt, options);
+  ASSERT_TRUE(exact.ok()) << exact.status();
+  EXPECT_EQ(exact->prefill_kv_stats.bytes_written, exact->prefill_kv_stats.bytes_written_exact);
+  double agree = 0, max_diff = 0;
+  compare(exact->prompt_logits, &agree, &max_diff);
+  std::printf("exact: top-1 agree %.3f, max logit diff %.6f\n", agree, max_diff);
+  EXPECT_EQ(exact->prompt_logits, dense->prompt_logits);
+}
+
+// DTP prefetch changes timing only: the same tokens with and without it, and the misses it
+// predicted were served from its batches (offload-all's prediction is exact).
+TEST_F(TieredKvTest, PrefetchServesPredictedMissesWithSameTokens) {
+  LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
+  ASSERT_NO_FATAL_FAILURE(Start(model_path, 16, 64));
+  GenerateOptions seed_options;
+  seed_options.max_tokens = 250;
+  seed_options.sampling.temperature = 1.0f;
+  seed_options.sampling.seed = 5;
+  const std::vector<int32_t> bos = {1};
+  auto seed = Generate(*model_, nullptr, bos, seed_options);
+  ASSERT_TRUE(seed.ok()) << seed.status();
+  std::vector<int32_t> prompt = bos;
+  prompt.insert(prompt.end(), seed->tokens.begin(), seed->tokens.end());
+  GenerateOptions options;
+  options.max_tokens = 100;
+  options.stop_tokens = {};
+  const int capacity = static_cast<int>(prompt.size()) + 99;
+  for (SelectionMode mode : {SelectionMode::kOffloadAll, SelectionMode::kLeoam, SelectionMode::kQuest}) {
+    SCOPED_TRACE(SelectionModeName(mode));
+    options.paged_kv = Tiered(mode, 16, capacity, 0.3);
+    options.paged_kv->budget_fraction = mode == SelectionMode::kOffloadAll ? 1.0 : 0.3;
+    options.paged_kv->prefetch = false;
+    auto off = Generate(*model_, nullptr, prompt, options);
+    ASSERT_TRUE(off.ok()) << off.status() << "\n" << proc_->Log();
+    EXPECT_EQ(off->kv_stats.prefetch_pages, 0);
+    EXPECT_EQ(off->kv_stats.prefetch_hits, 0);
+    options.paged_kv->prefetch = true;
+    auto on = Generate(*model_, nullptr, prompt, options);
+    ASSERT_TRUE(on.ok()) << on.status() << "\n" << proc_->Log();
+    EXPECT_EQ(on->tokens, off->tokens);
+    const PagedKvStats& st = on->kv_stats;
+    EXPECT_GT(st.prefetch_pages, 0);
+    EXPECT_GT(st.prefetch_hits, 0);
+    EXPECT_LE(st.prefetch_hits, st.cache_misses);
+    EXPECT_LE(st.prefetch_hits, st.prefetch_pages);
+    EXPECT_GE(st.pages_fetched_memory + st.pages_fetched_disk, st.cache_misses);  // leoam's probe reads more
+    if (mode == SelectionMode::kOffloadAll) {
+      // Every miss but those of the first step's first layer was predicted.
+      EXPECT_GE(st.prefetch_hits, st.cache_misses * 9 / 10);
+    }
+    std::printf("%s: prefetched %lld pages, %lld of %lld misses served by prefetch\n",
+                std::string(SelectionModeName(mode)).c_str(), static_cast<long long>(st.prefetch_pages),
+                static_cast<long long>(st.prefetch_hits), static_cast<long long>(st.cache_misses));
   }
 }
 

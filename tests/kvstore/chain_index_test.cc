@@ -20,7 +20,7 @@ void AddChain(ChainIndex& idx, uint32_t c, uint32_t len, uint32_t layers) {
     for (uint32_t i = 0; i < len; ++i) {
       std::optional<Hash128> parent;
       if (i > 0) parent = H(c, i - 1);
-      idx.AddPage(PageKey{NodeKey{1, H(c, i)}, l}, parent, PageInfo{1, 10, 2});
+      idx.AddPage(PageKey{NodeKey{1, H(c, i)}, l}, parent, PageInfo{1, 10, 2, {}, 0});
     }
   }
 }
@@ -88,7 +88,7 @@ TEST(ChainIndexTest, SubtreeListsParentsBeforeChildren) {
   ChainIndex idx;
   AddChain(idx, 1, 4, 1);
   // A branch off node 1.
-  idx.AddPage(PageKey{NodeKey{1, H(9, 0)}, 0}, H(1, 1), PageInfo{1, 10, 0});
+  idx.AddPage(PageKey{NodeKey{1, H(9, 0)}, 0}, H(1, 1), PageInfo{1, 10, 0, {}, 0});
   std::vector<NodeKey> sub = idx.Subtree(NodeKey{1, H(1, 1)});
   ASSERT_EQ(sub.size(), 4u);
   EXPECT_EQ(sub[0].hash, H(1, 1));

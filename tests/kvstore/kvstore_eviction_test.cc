@@ -1,6 +1,7 @@
 // Integration: capacity limits and chain-whole LRU eviction in the real process. The workload is
 // several times larger than both the memory and the disk limit; LookupPrefix must never report a
 // chain prefix that cannot be fetched whole, and stored pages must always form chain prefixes.
+#include <filesystem>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -113,6 +114,52 @@ TEST(KvStoreEvictionTest, RecentlyUsedChainOutlivesColdOnes) {
   }
   EXPECT_EQ(CheckChainIsPrefix(**client, 0), kLen);
   EXPECT_LT(CheckChainIsPrefix(**client, 1), kLen);  // the coldest untouched chain lost its tail
+}
+
+uint64_t SegmentFileBytes(const std::string& data_dir, size_t* files) {
+  uint64_t bytes = 0;
+  *files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(data_dir + "/segments")) {
+    bytes += e.file_size();
+    ++*files;
+  }
+  return bytes;
+}
+
+// Payload files: a segment whose pages are all evicted or dropped is deleted, so files track the
+// disk limit when whole segments die (chains evicted in the order they were written).
+TEST(KvStoreEvictionTest, SegmentsOfEvictedAndDroppedChainsAreDeleted) {
+  leoam::testing::TempDir dir;
+  auto proc = KvStoreProcess::Start({dir.path(), {"--disk_limit=" + std::to_string(kDiskLimit), "--segment_size=1MiB"}});
+  ASSERT_TRUE(proc.ok()) << proc.status();
+  ClientOptions o;
+  o.target = (*proc)->target();
+  auto client = KvStoreClient::Connect(o, "model-segments", TestLayout());
+  ASSERT_TRUE(client.ok()) << client.status();
+  // 30 chains of 40 nodes, one after the other: ~10 MB through a 2 MB limit.
+  for (uint32_t c = 0; c < kChains; ++c) {
+    for (uint32_t n = 0; n < kLen; n += 10) ASSERT_TRUE(PutNodes(**client, c, n, 10).ok());
+  }
+  size_t files = 0;
+  const uint64_t bytes = SegmentFileBytes(dir.File("data"), &files);
+  auto stats = (*client)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_GT(stats->disk.evictions, 0u);
+  ASSERT_LE(stats->disk.bytes, kDiskLimit);
+  // Live data + at most about two partly dead segments (plus the segment being written).
+  EXPECT_LE(bytes, kDiskLimit + (3u << 20)) << files << " segment files";
+  ASSERT_TRUE((*client)->DropAll().ok());
+  SegmentFileBytes(dir.File("data"), &files);
+  EXPECT_EQ(files, 1u);  // only the active segment is left
+  // The store still works after its segments went away, and after a restart.
+  ASSERT_TRUE(PutNodes(**client, 500, 0, 10).ok());
+  EXPECT_EQ((*proc)->Stop(), 0);
+  proc = KvStoreProcess::Start({dir.path(), {"--segment_size=1MiB"}});
+  ASSERT_TRUE(proc.ok()) << proc.status();
+  client = KvStoreClient::Connect(o, "model-segments", TestLayout());
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_EQ(CheckChainIsPrefix(**client, 500), 10u);
+  EXPECT_EQ(CheckChainIsPrefix(**client, kChains - 1), 0u);
 }
 
 }  // namespace

@@ -57,7 +57,7 @@ class Fuzzer {
             for (int i = 0; i < 4097; ++i) req.add_sizes(4096);
           } else {
             for (int i = 0; i < 3; ++i) req.add_sizes(4096);
-            req.add_sizes(rng_() % 2 ? 0 : 4097 + rng_() % 100000000);
+            req.add_sizes(rng_() % 2 ? 0 : 8193 + rng_() % 100000000);
           }
         });
         return stub_->AllocStaging(&ctx, req, &resp);
@@ -228,7 +228,7 @@ class Fuzzer {
     bad->set_length(4096);
     switch (rng_() % 10) {
       case 0: bad->set_length(Pick({0, 1, 4095, 4097, 2048 + 256, 1u << 30})); break;  // int8 size under fp16
-      case 1: bad->set_encoding(static_cast<v1::PageEncoding>(Pick({0, 5, 6, 1000}))); break;
+      case 1: bad->set_encoding(static_cast<v1::PageEncoding>(Pick({0, 6, 7, 1000}))); break;
       case 2: bad->set_layer(2 + rng_() % 100); break;
       case 3: bad->set_hash(RandomBytes(BadHashLength())); break;
       case 4: bad->set_staging_offset(Pick({1, 63, 65}) + staged_[3]); break;

@@ -25,6 +25,11 @@ TEST(PageCodecTest, SizesFollowTheDocumentedLayouts) {
   EXPECT_EQ(*EncodedPageBytes(PageEncoding::kBf16, s), 256u * 128 * 2);
   EXPECT_EQ(*EncodedPageBytes(PageEncoding::kInt8, s), 256u * 128 + 256u * 4 * 4);
   EXPECT_EQ(*EncodedPageBytes(PageEncoding::kInt4, s), 256u * 64 + 256u * 4 * 4);
+  EXPECT_EQ(*EncodedPageBytes(PageEncoding::kF32, s), 256u * 128 * 4);
+  // F32 is the largest encoding of any shape (the store sizes staging buffers by it).
+  for (PageEncoding e : {PageEncoding::kFp16, PageEncoding::kBf16, PageEncoding::kInt8, PageEncoding::kInt4}) {
+    EXPECT_LT(*EncodedPageBytes(e, s), *EncodedPageBytes(kLargestPageEncoding, s));
+  }
   // head_dim below the group size: one group per row.
   EXPECT_EQ(*EncodedPageBytes(PageEncoding::kInt4, PageShape{4, 8}), 4u * 4 + 4u * 4);
 }
@@ -34,6 +39,7 @@ TEST(PageCodecTest, RejectsShapesThatDoNotFit) {
   EXPECT_FALSE(EncodedPageBytes(PageEncoding::kInt4, PageShape{4, 7}).ok());   // odd
   EXPECT_FALSE(EncodedPageBytes(PageEncoding::kFp16, PageShape{0, 8}).ok());
   EXPECT_FALSE(EncodedPageBytes(static_cast<PageEncoding>(9), PageShape{4, 8}).ok());
+  EXPECT_FALSE(EncodedPageBytes(PageEncoding::kF32, PageShape{4, 0}).ok());
   std::vector<float> in(32);
   std::vector<uint8_t> out(10);
   EXPECT_FALSE(EncodePage(PageEncoding::kFp16, PageShape{1, 32}, in, absl::MakeSpan(out)).ok());
@@ -50,6 +56,30 @@ TEST(PageCodecTest, Fp16AndBf16RoundTripWithinTheirPrecision) {
     const float rel = e == PageEncoding::kFp16 ? 1.0f / 2048 : 1.0f / 256;
     for (size_t i = 0; i < x.size(); ++i) ASSERT_LE(std::fabs(x[i] - y[i]), std::fabs(x[i]) * rel + 1e-7f) << i;
   }
+}
+
+TEST(PageCodecTest, F32IsExactAndItsBytesAreTheFloats) {
+  EXPECT_TRUE(IsValidPageEncoding(5));
+  EXPECT_FALSE(IsValidPageEncoding(6));
+  EXPECT_FALSE(IsValidPageEncoding(0));
+  EXPECT_EQ(PageEncodingName(PageEncoding::kF32), "f32");
+  const PageShape s{16, 48};  // head_dim 48: not a multiple of 32, still fine for f32
+  std::vector<float> x = RandomValues(16 * 48, 5, 1e3f);
+  x[0] = -0.0f;
+  x[1] = 1e-42f;  // denormal: would not survive fp16
+  x[2] = 3.0e38f;
+  std::vector<uint8_t> enc(*EncodedPageBytes(PageEncoding::kF32, s));
+  ASSERT_EQ(enc.size(), x.size() * 4);
+  ASSERT_TRUE(EncodePage(PageEncoding::kF32, s, x, absl::MakeSpan(enc)).ok());
+  EXPECT_EQ(std::memcmp(enc.data(), x.data(), enc.size()), 0);
+  std::vector<float> y(x.size());
+  ASSERT_TRUE(DecodePage(PageEncoding::kF32, s, enc, absl::MakeSpan(y)).ok());
+  EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size() * 4), 0);
+  EXPECT_TRUE(std::signbit(y[0]));
+  // An fp16-sized buffer is not an f32 page.
+  std::vector<uint8_t> half_size(x.size() * 2);
+  EXPECT_FALSE(EncodePage(PageEncoding::kF32, s, x, absl::MakeSpan(half_size)).ok());
+  EXPECT_FALSE(DecodePage(PageEncoding::kF32, s, half_size, absl::MakeSpan(y)).ok());
 }
 
 // Checks every value against the documented bound using the group's own scale and min.

@@ -150,8 +150,11 @@ class KvStoreClient {
   absl::StatusOr<uint64_t> DropAll();
   absl::StatusOr<uint64_t> DropChain(const PageHash& hash);
 
-  // Encoded bytes of one page of this layout.
+  // Encoded bytes of one page of this layout in `encoding`. Any encoding may be put under any
+  // KvDtype (e.g. int8 pages in an f32 session); the store checks each page against its own.
   absl::StatusOr<size_t> PageBytes(PageEncoding encoding) const;
+  // The largest page of this layout (an F32 page): the most AllocStaging gives one buffer.
+  absl::StatusOr<size_t> MaxPageBytes() const { return PageBytes(codec::kLargestPageEncoding); }
   HelloInfo hello() const;
   uint8_t* arena_data() const;
 
