@@ -7,7 +7,9 @@
 // `device_fraction` of the KV (pages beyond it live in the kvstore and are fetched when selected;
 // offload-all fetches every page of every layer at every step). Reports ms/token, KV tokens
 // attended per layer-step, device cache hit rate and the bytes fetched per decode step from each
-// tier of the store, plus the synchronous fetch (stall) time. Prints a markdown table.
+// tier of the store, plus the synchronous fetch (stall) time, the prefetch (DTP) hits and the
+// per-layer policy probe time. Mode suffixes: +nopf (prefetch off), +comp (dynamic compression).
+// Paged modes after the first restore the prompt from the store (prefix reuse). Prints a markdown table.
 //
 //   leoam-kvstore --listen unix:///tmp/kv/kv.sock --data_dir /tmp/kv/data --arena_size 2GiB &
 //   leoam-synth --preset llama-124m --out /tmp/llama124m.gguf

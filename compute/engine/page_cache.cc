@@ -420,10 +420,8 @@ void PagedKvSequence::IssuePrefetch(int32_t layer, int32_t context) {
     ref.layer = static_cast<uint32_t>(next);
     refs.push_back(ref);
   }
-  stats_.prefetch_pages += static_cast<int64_t>(pages.size());
-  const double waited = prefetcher_->Start(next, std::move(pages), std::move(refs));
-  stats_.prefetch_wait_seconds += waited;
-  stats_.fetch_stall_seconds += waited;
+  const int64_t n = static_cast<int64_t>(pages.size());
+  if (prefetcher_->Start(next, std::move(pages), std::move(refs))) stats_.prefetch_pages += n;
 }
 
 absl::Status PagedKvSequence::EnsureResident(int32_t layer, const std::vector<int32_t>& pages) {
@@ -460,7 +458,7 @@ absl::Status PagedKvSequence::EnsureResident(int32_t layer, const std::vector<in
   if (status.ok() && !misses.empty()) {
     const absl::Time start = absl::Now();
     double waited = 0.0;
-    const PagePrefetcher::Batch* batch = prefetcher_ != nullptr ? prefetcher_->Take(layer, &waited) : nullptr;
+    const PagePrefetcher::Batch* batch = prefetcher_ != nullptr ? prefetcher_->Take(layer, misses, &waited) : nullptr;
     stats_.prefetch_wait_seconds += waited;
     if (batch != nullptr) stats_.prefetch_fetch_seconds += batch->fetch_seconds;
     size_t b = 0;  // batch pages are increasing, as misses are

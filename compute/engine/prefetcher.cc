@@ -46,7 +46,13 @@ void PagePrefetcher::WorkerLoop() {
       batch_.status = fetched.status();
     }
     batch_.fetch_seconds = seconds;
-    ready_ = true;
+    if (abandoned_) {
+      Retire(batch_);
+      pending_ = false;
+      abandoned_ = false;
+    } else {
+      ready_ = true;
+    }
     cv_.notify_all();
   }
 }
@@ -66,6 +72,7 @@ double PagePrefetcher::Drop() {
   std::unique_lock<std::mutex> lock(mu_);
   if (!pending_) return 0.0;
   const absl::Time start = absl::Now();
+  abandoned_ = false;  // the destructor waits for it instead
   cv_.wait(lock, [&] { return ready_; });
   const double waited = absl::ToDoubleSeconds(absl::Now() - start);
   Retire(batch_);
@@ -74,25 +81,47 @@ double PagePrefetcher::Drop() {
   return waited;
 }
 
-double PagePrefetcher::Start(int32_t layer, std::vector<int32_t> pages, std::vector<kvstore::PageRef> refs) {
-  const double waited = Drop();
-  if (pages.empty()) return waited;
+bool PagePrefetcher::Start(int32_t layer, std::vector<int32_t> pages, std::vector<kvstore::PageRef> refs) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (pending_ && !ready_) {  // still fetching a batch nobody took: let it go, start nothing
+      abandoned_ = true;
+      return false;
+    }
+    if (pending_) Retire(batch_);  // fetched but unused
+    pending_ = false;
+    ready_ = false;
+    if (pages.empty()) return true;
     batch_.layer = layer;
     batch_.pages_of = std::move(pages);
     batch_.refs = std::move(refs);
     pending_ = true;
-    ready_ = false;
   }
   cv_.notify_all();
-  return waited;
+  return true;
 }
 
-const PagePrefetcher::Batch* PagePrefetcher::Take(int32_t layer, double* waited) {
+const PagePrefetcher::Batch* PagePrefetcher::Take(int32_t layer, const std::vector<int32_t>& misses, double* waited) {
   *waited = 0.0;
   std::unique_lock<std::mutex> lock(mu_);
-  if (!pending_ || batch_.layer != layer) return nullptr;
+  if (!pending_ || abandoned_ || batch_.layer != layer) return nullptr;
+  if (!ready_) {
+    // Waiting pays only when the batch holds most of what this layer must fetch anyway.
+    size_t covered = 0;
+    for (size_t i = 0, j = 0; i < misses.size() && j < batch_.pages_of.size();) {
+      if (misses[i] == batch_.pages_of[j]) {
+        ++covered, ++i, ++j;
+      } else if (misses[i] < batch_.pages_of[j]) {
+        ++i;
+      } else {
+        ++j;
+      }
+    }
+    if (2 * covered < misses.size()) {
+      abandoned_ = true;
+      return nullptr;
+    }
+  }
   const absl::Time start = absl::Now();
   cv_.wait(lock, [&] { return ready_; });
   *waited = absl::ToDoubleSeconds(absl::Now() - start);

@@ -4,8 +4,10 @@
 // selects, its misses that were predicted only need the copy out of the arena (the host-to-device
 // transfer on a GPU), not a round trip and a disk read.
 //
-// One batch is in flight at a time. Start() hands the worker a batch (waiting for and dropping an
-// unused previous one); Take() waits for the batch of a layer and returns its fetched pages, which
+// One batch is in flight at a time, and the compute thread never waits for one it does not need:
+// Start() skips a new batch while the worker is still on an unused one (which is then abandoned:
+// the worker releases it when done); Take() waits for the batch of a layer only when it covers at
+// least half of that layer's misses (otherwise the misses are fetched directly), and its pages
 // stay valid until Finish(). Leases of finished batches (and any the caller hands over with
 // ReleaseLater) are ended in the worker's next FetchPages round trip, off the compute thread; the
 // destructor ends what is left. The worker touches only the store client (thread-safe) and its
@@ -40,12 +42,13 @@ class PagePrefetcher {
     double fetch_seconds = 0.0;  // the worker's time in FetchPages
   };
 
-  // Starts fetching `pages` (page indices of `layer`, keys in `refs`). An earlier batch nobody
-  // took is waited for and released first; returns the seconds waited for it.
-  double Start(int32_t layer, std::vector<int32_t> pages, std::vector<kvstore::PageRef> refs);
-  // The batch of `layer` if one was started: waits until it is fetched (*waited: seconds) and
-  // returns it (null otherwise). It stays valid until Finish().
-  const Batch* Take(int32_t layer, double* waited);
+  // Starts fetching `pages` (page indices of `layer`, increasing; keys in `refs`). A finished
+  // batch nobody took is released; while the worker is still busy, nothing starts (returns false).
+  bool Start(int32_t layer, std::vector<int32_t> pages, std::vector<kvstore::PageRef> refs);
+  // The batch of `layer`, if one was started and it holds at least half of `misses` (page
+  // indices, increasing): waits until it is fetched (*waited: seconds) and returns it; otherwise
+  // null. It stays valid until Finish().
+  const Batch* Take(int32_t layer, const std::vector<int32_t>& misses, double* waited);
   // Done with the taken batch: its lease is released with the next fetch.
   void Finish();
   // Ends `lease_id` with the worker's next fetch (or at destruction).
@@ -64,6 +67,7 @@ class PagePrefetcher {
   bool stop_ = false;
   bool pending_ = false;  // a batch is queued or being fetched
   bool ready_ = false;    // the batch is fetched
+  bool abandoned_ = false;  // nobody will take the batch being fetched: the worker releases it
   Batch batch_;
   std::vector<uint64_t> to_release_;  // leases to end with the next FetchPages
   std::thread worker_;

@@ -57,8 +57,8 @@ class LlamaModel {
   // logits: host memory, [items.size(), vocab], row i for items[i]. Gives the same logits as
   // Forward({token}, position, *cache, false, ...) of each item alone whenever the backend's
   // MatMul computes each row independently of the others (on the CPU backend: batches of up to
-  // max_matvec_batch rows, default 8, run the same matvec kernel as a single row and are
-  // bit-exact; larger batches take the GEMM path and agree to fp32 rounding).
+  // max_matvec_batch rows, default 32, give each row bit for bit what a single row gives; larger
+  // batches take the GEMM path and agree to fp32 rounding).
   // Items must use distinct caches. Forward is not affected.
   absl::Status ForwardDecodeBatch(std::span<const DecodeItem> items, float* logits);
 

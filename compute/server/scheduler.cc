@@ -289,7 +289,13 @@ void Scheduler::PrefillStep(Request& r) {
     r.channel->Push(std::move(m));
   }
   if (r.prefilled < total) return;
-  if (r.paged != nullptr) r.paged->BeginDecode();
+  if (r.paged != nullptr) {
+    // leoam's per-layer policies are measured here, as part of the prompt (not the first step).
+    if (absl::Status s = r.paged->FinishPrefill(); !s.ok()) {
+      Fail(r, s);
+      return;
+    }
+  }
   r.position = total;
   r.state = Request::State::kDecode;
   TakeToken(r);

@@ -21,7 +21,7 @@ struct CpuContext {
   float* gemm_scratch = nullptr;
   size_t gemm_scratch_floats = 0;
   // MatMul runs up to this many tokens as matvecs instead of a GEMM (CpuBackendOptions).
-  int32_t max_matvec_batch = 8;
+  int32_t max_matvec_batch = 32;
 
   int num_threads() const { return pool->num_threads(); }
 };

@@ -77,7 +77,11 @@ absl::Status MatMul(const CpuContext& ctx, const float* x, const Matrix& w, int3
     RunDynamic(ctx, blocks, max_threads, [&](int64_t block, int) {
       const int64_t b = block * block_rows;
       const int64_t e = std::min(w.rows, b + block_rows);
-      for (int32_t t = 0; t < n; ++t) simd->matvec_rows(w, x + t * w.cols, b, e, y + t * w.rows);
+      if (n > 1 && simd->matvec_rows_batch != nullptr) {
+        simd->matvec_rows_batch(w, x, n, b, e, y);
+      } else {
+        for (int32_t t = 0; t < n; ++t) simd->matvec_rows(w, x + t * w.cols, b, e, y + t * w.rows);
+      }
     });
     return absl::OkStatus();
   }

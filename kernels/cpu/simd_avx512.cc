@@ -87,6 +87,73 @@ void MatVecRowsT(const Matrix& w, const float* x, int64_t row_begin, int64_t row
   }
 }
 
+// Several tokens at once (batched decode): two rows x kTokens tokens per pass, each weight vector
+// loaded and converted once and used kTokens times, so the pass is FMA-bound instead of bound by
+// loads and conversions. Each (row, token) keeps exactly MatVecRowsT's two accumulators and
+// column order, so every result is bit-identical to the single-token kernel's.
+template <class L, int kTokens>
+void MatVecRowsTokensT(const Matrix& w, const float* x, int64_t row_begin, int64_t row_end, float* y) {
+  const int64_t cols = w.cols, rows = w.rows;
+  const size_t row_bytes = RowBytes(w.type, cols);
+  const char* base = static_cast<const char*>(w.data);
+  const int64_t main_end = cols & ~int64_t{31};
+  int64_t r = row_begin;
+  for (; r + 2 <= row_end; r += 2) {
+    const void* w0 = base + static_cast<size_t>(r) * row_bytes;
+    const void* w1 = base + static_cast<size_t>(r + 1) * row_bytes;
+    __m512 a0[kTokens], b0[kTokens], a1[kTokens], b1[kTokens];
+    _Pragma("GCC unroll 4") for (int t = 0; t < kTokens; ++t) {
+      a0[t] = b0[t] = a1[t] = b1[t] = _mm512_setzero_ps();
+    }
+    int64_t c = 0;
+    // As in MatVecRowsT: the next rows follow in memory; prefetch them at the same column.
+    const char* ahead = static_cast<const char*>(w0) + 2 * row_bytes;
+    const int64_t elem = static_cast<int64_t>(row_bytes) / cols;
+    for (; c < main_end; c += 32) {
+      _mm_prefetch(ahead + c * elem, _MM_HINT_T0);
+      _mm_prefetch(ahead + row_bytes + c * elem, _MM_HINT_T0);
+      const __m512 w0a = L::Load(w0, c), w0b = L::Load(w0, c + 16);
+      const __m512 w1a = L::Load(w1, c), w1b = L::Load(w1, c + 16);
+      _Pragma("GCC unroll 4") for (int t = 0; t < kTokens; ++t) {
+        const __m512 xa = _mm512_loadu_ps(x + t * cols + c);
+        const __m512 xb = _mm512_loadu_ps(x + t * cols + c + 16);
+        a0[t] = _mm512_fmadd_ps(w0a, xa, a0[t]);
+        b0[t] = _mm512_fmadd_ps(w0b, xb, b0[t]);
+        a1[t] = _mm512_fmadd_ps(w1a, xa, a1[t]);
+        b1[t] = _mm512_fmadd_ps(w1b, xb, b1[t]);
+      }
+    }
+    for (; c < cols; c += 16) {
+      const __mmask16 m = cols - c >= 16 ? static_cast<__mmask16>(0xffff) : TailMask(cols - c);
+      const __m512 w0a = L::LoadMasked(w0, c, m), w1a = L::LoadMasked(w1, c, m);
+      _Pragma("GCC unroll 4") for (int t = 0; t < kTokens; ++t) {
+        const __m512 xa = _mm512_maskz_loadu_ps(m, x + t * cols + c);
+        a0[t] = _mm512_fmadd_ps(w0a, xa, a0[t]);
+        a1[t] = _mm512_fmadd_ps(w1a, xa, a1[t]);
+      }
+    }
+    _Pragma("GCC unroll 4") for (int t = 0; t < kTokens; ++t) {
+      y[t * rows + r] = _mm512_reduce_add_ps(_mm512_add_ps(a0[t], b0[t]));
+      y[t * rows + r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(a1[t], b1[t]));
+    }
+  }
+  for (; r < row_end; ++r) {
+    _Pragma("GCC unroll 4") for (int t = 0; t < kTokens; ++t) MatVecRowsT<L>(w, x + t * cols, r, r + 1, y + t * rows);
+  }
+}
+
+template <class L>
+void MatVecRowsBatchT(const Matrix& w, const float* x, int32_t n, int64_t row_begin, int64_t row_end, float* y) {
+  int32_t t = 0;
+  for (; t + 4 <= n; t += 4) MatVecRowsTokensT<L, 4>(w, x + t * w.cols, row_begin, row_end, y + t * w.rows);
+  switch (n - t) {
+    case 3: return MatVecRowsTokensT<L, 3>(w, x + t * w.cols, row_begin, row_end, y + t * w.rows);
+    case 2: return MatVecRowsTokensT<L, 2>(w, x + t * w.cols, row_begin, row_end, y + t * w.rows);
+    case 1: return MatVecRowsT<L>(w, x + t * w.cols, row_begin, row_end, y + t * w.rows);
+    default: return;
+  }
+}
+
 // Q8_0: per block, the 32 int8 products are summed in fp32 and scaled once (exact dequantized
 // weights, no quantization of x).
 __m512 Q8Block(const BlockQ8_0& b, __m512 xa, __m512 xb, __m512 acc) {
@@ -144,6 +211,21 @@ void MatVecRows(const Matrix& w, const float* x, int64_t row_begin, int64_t row_
       return MatVecRowsT<LoadBF16>(w, x, row_begin, row_end, y);
     case DType::kQ8_0:
       return MatVecRowsQ8(w, x, row_begin, row_end, y);
+  }
+}
+
+// Q8_0 keeps one pass per token (its blocks already amortize the scale over 32 products).
+void MatVecRowsBatch(const Matrix& w, const float* x, int32_t n, int64_t row_begin, int64_t row_end, float* y) {
+  switch (w.type) {
+    case DType::kF32:
+      return MatVecRowsBatchT<LoadF32>(w, x, n, row_begin, row_end, y);
+    case DType::kF16:
+      return MatVecRowsBatchT<LoadF16>(w, x, n, row_begin, row_end, y);
+    case DType::kBF16:
+      return MatVecRowsBatchT<LoadBF16>(w, x, n, row_begin, row_end, y);
+    case DType::kQ8_0:
+      for (int32_t t = 0; t < n; ++t) MatVecRowsQ8(w, x + t * w.cols, row_begin, row_end, y + t * w.rows);
+      return;
   }
 }
 
@@ -380,7 +462,7 @@ void AttnWeightedSum(const float* p, const float* v, int64_t stride, int64_t len
 }  // namespace
 
 const SimdKernels kKernels = {MatVecRows, ConvertBlock,    Dot,      Axpy,          Scale, Max, ExpSubSum, SwiGlu,
-                              AttnScores, AttnWeightedSum, GemmRows, kGemmPanelRows};
+                              AttnScores, AttnWeightedSum, GemmRows, kGemmPanelRows, MatVecRowsBatch};
 
 }  // namespace leoam::kernels::cpu::avx512
 

@@ -38,6 +38,11 @@ struct SimdKernels {
   void (*gemm_rows)(const float* x, int32_t n, const Matrix& w, int64_t r0, int64_t r1, float* y, float* scratch,
                     size_t scratch_floats);
   int64_t gemm_rows_granule;  // slices handed to gemm_rows start at multiples of this
+  // Optional (nullptr: one matvec_rows per token): matvec_rows for n tokens at once, each weight
+  // vector loaded and converted once for all of them. y[t * w.rows + r] for t < n must be bit-for-
+  // bit what matvec_rows gives for x + t * w.cols (batched decode equals decode alone).
+  void (*matvec_rows_batch)(const Matrix& w, const float* x, int32_t n, int64_t row_begin, int64_t row_end,
+                            float* y) = nullptr;
 };
 
 const SimdKernels& SimdKernelsFor(SimdLevel level);

@@ -177,6 +177,28 @@ TEST_P(CpuOpsTest, MatMulSmallBatchesThroughGemm) {
   }
 }
 
+// Batched decode relies on this: a matvec batch gives each token's row bit for bit what a
+// single-token MatMul gives (the batched AVX-512 kernel keeps the single kernel's sums).
+TEST_P(CpuOpsTest, MatVecBatchIsBitIdenticalToSingleTokens) {
+  auto backend = NewBackend(size_t{2} << 20, /*max_matvec_batch=*/32);
+  for (DType type : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0}) {
+    for (int64_t cols : {64, 77, 96, 800}) {
+      if (type == DType::kQ8_0 && cols % 32 != 0) continue;
+      const TestMatrix m = MakeMatrix(type, 67, cols, rng_);
+      for (int32_t n : {2, 3, 4, 5, 8, 11, 16, 32}) {
+        const std::vector<float> x = RandomFloats(n * cols, rng_);
+        std::vector<float> batched(n * m.rows), single(m.rows);
+        ASSERT_TRUE(backend->MatMul(x.data(), m.view(), n, batched.data()).ok());
+        for (int32_t t = 0; t < n; ++t) {
+          ASSERT_TRUE(backend->MatMul(x.data() + t * cols, m.view(), 1, single.data()).ok());
+          ASSERT_EQ(0, std::memcmp(single.data(), batched.data() + t * m.rows, m.rows * sizeof(float)))
+              << DTypeName(type) << " cols " << cols << " n " << n << " token " << t;
+        }
+      }
+    }
+  }
+}
+
 // A small GEMM scratch forces the converted path to split rows and columns into blocks.
 TEST_P(CpuOpsTest, MatMulConvertedBlocksWithSmallScratch) {
   auto small = NewBackend(64 * 1024);
