@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/simd_kernels.h"
 
 namespace leoam {
 
@@ -358,25 +360,23 @@ absl::StatusOr<std::vector<float>> PagedKvSequence::HostKeys(int32_t layer, int3
 
 std::vector<float> PagedKvSequence::ExactPageMass(const std::vector<float>& keys, const float* q,
                                                   int32_t context) const {
+  // Host-side analysis (the skew probe, quality stats) on the CPU's SIMD kernels: the probe scores
+  // 16 queries x every key x every layer, which scalar dot products made 11.6 s at 32K tokens.
+  const kernels::cpu::SimdKernels& simd =
+      kernels::cpu::SimdKernelsFor(kernels::cpu::DetectedCpuFeatures().level());
   const int32_t d = config_.head_dim;
   const int32_t group = config_.num_heads / config_.num_kv_heads;
   const int32_t ps = options_.page_size;
   std::vector<float> mass((context + ps - 1) / ps, 0.0f);
   std::vector<float> s(context);
   for (int32_t h = 0; h < config_.num_heads; ++h) {
-    const float* qh = q + static_cast<size_t>(h) * d;
     const int32_t kvh = h / group;
-    float m = -INFINITY;
-    for (int32_t t = 0; t < context; ++t) {
-      const float* k = keys.data() + static_cast<size_t>(t) * kv_dim_ + kvh * d;
-      float dot = 0.0f;
-      for (int32_t c = 0; c < d; ++c) dot += qh[c] * k[c];
-      s[t] = dot;
-      m = std::max(m, dot);
-    }
-    double sum = 0.0;
-    for (int32_t t = 0; t < context; ++t) sum += (s[t] = std::exp(s[t] - m));
-    for (int32_t t = 0; t < context; ++t) mass[t / ps] += static_cast<float>(s[t] / sum / config_.num_heads);
+    simd.attn_scores(q + static_cast<size_t>(h) * d, keys.data() + static_cast<size_t>(kvh) * d, kv_dim_, context, d,
+                     /*scale=*/1.0f, s.data());
+    const float m = simd.max(s.data(), context);
+    const float sum = simd.exp_sub_sum(s.data(), context, m);
+    const float weight = 1.0f / (sum * static_cast<float>(config_.num_heads));
+    for (int32_t t = 0; t < context; ++t) mass[t / ps] += s[t] * weight;
   }
   return mass;
 }
