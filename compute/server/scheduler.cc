@@ -36,6 +36,7 @@ struct Scheduler::Request {
   int32_t completion = 0;
   std::vector<float> logits;
   bool done = false;
+  bool counted_running = false;  // admitted: counted in running_ until retired
 };
 
 Scheduler::Scheduler(LlamaModel& model, const Tokenizer& tokenizer, const ServerOptions& options, KvStoreLink* link,
@@ -133,16 +134,25 @@ SchedulerStats Scheduler::stats() const {
   return s;
 }
 
-void Scheduler::Retire(Request& r, absl::Status close_status) {
-  if (r.done) return;
+void Scheduler::ReleaseRequest(Request& r) {
   r.done = true;
-  // Free the KV before telling the client, so a finished stream means freed memory.
+  // Free the KV and forget the id before the client hears the end, so a finished stream means
+  // freed memory, an id Abort no longer finds, and running_requests no longer counting it.
   r.kv.reset();
   r.paged = nullptr;
   r.store.reset();
-  r.channel->Close(std::move(close_status));
+  if (r.counted_running) {
+    r.counted_running = false;
+    running_.fetch_sub(1);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   by_id_.erase(r.p.request_id);
+}
+
+void Scheduler::Retire(Request& r, absl::Status close_status) {
+  if (r.done) return;
+  ReleaseRequest(r);
+  r.channel->Close(std::move(close_status));
 }
 
 void Scheduler::Finish(Request& r, v1::FinishReason reason, const std::string& error) {
@@ -184,9 +194,10 @@ void Scheduler::Finish(Request& r, v1::FinishReason reason, const std::string& e
     u->set_pages_fetched_disk(s.pages_fetched_disk);
     u->set_fetch_stall_ms(s.fetch_stall_seconds * 1e3);
   }
-  r.channel->Push(std::move(m));
   served_.fetch_add(1);
-  Retire(r, absl::OkStatus());
+  ReleaseRequest(r);
+  r.channel->Push(std::move(m));
+  r.channel->Close(absl::OkStatus());
 }
 
 void Scheduler::Fail(Request& r, const absl::Status& status) {
@@ -395,9 +406,10 @@ void Scheduler::Loop() {
         Retire(*r, s);
         continue;
       }
+      r->counted_running = true;
+      running_.fetch_add(1);
       active_.push_back(r);
     }
-    running_.store(static_cast<int32_t>(active_.size()));
 
     // Stop conditions that do not need the model.
     const absl::Time now = absl::Now();
@@ -423,7 +435,6 @@ void Scheduler::Loop() {
     if (!batch.empty()) DecodeStep(batch);
     active_.erase(std::remove_if(active_.begin(), active_.end(), [](const auto& r) { return r->done; }),
                   active_.end());
-    running_.store(static_cast<int32_t>(active_.size()));
   }
   // Shutdown: whatever is still open ends with UNAVAILABLE.
   std::vector<std::shared_ptr<Request>> open;

@@ -75,6 +75,8 @@ class Scheduler {
   void TakeToken(Request& r);
   void Finish(Request& r, leoam::v1::FinishReason reason, const std::string& error = "");
   void Fail(Request& r, const absl::Status& status);
+  // Marks `r` done and frees what it holds (KV, id, running count); Retire also ends its stream.
+  void ReleaseRequest(Request& r);
   void Retire(Request& r, absl::Status close_status);
 
   LlamaModel& model_;
