@@ -82,6 +82,51 @@ absl::Status LlamaModel::Forward(std::span<const int32_t> tokens, int32_t start_
   return absl::OkStatus();
 }
 
+absl::Status LlamaModel::EnsureAttentionWorkspace(size_t bytes) {
+  if (bytes <= scratch_.attn_workspace_bytes) return absl::OkStatus();
+  ASSIGN_OR_RETURN(scratch_.attn_workspace, backend_.Allocate(bytes));
+  scratch_.attn_workspace_bytes = bytes;
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::AttentionInputs(const LayerWeights& w, int32_t n, const int32_t* positions, const float* x,
+                                         float* q, float* k, float* v) {
+  const ModelConfig& c = config_;
+  kernels::Backend& b = backend_;
+  float* xn = scratch_.xn.as<float>();
+  RETURN_IF_ERROR(b.RmsNorm(x, w.attn_norm, n, c.dim, c.rms_eps, xn));
+  RETURN_IF_ERROR(b.MatMul(xn, w.wq, n, q));
+  RETURN_IF_ERROR(b.MatMul(xn, w.wk, n, k));
+  RETURN_IF_ERROR(b.MatMul(xn, w.wv, n, v));
+  if (c.has_qkv_bias) {
+    RETURN_IF_ERROR(b.AddBias(q, w.bq, n, c.q_dim()));
+    RETURN_IF_ERROR(b.AddBias(k, w.bk, n, c.kv_dim()));
+    RETURN_IF_ERROR(b.AddBias(v, w.bv, n, c.kv_dim()));
+  }
+  if (c.has_qk_norm) {  // qwen3: per-head RMSNorm of q and k before RoPE
+    RETURN_IF_ERROR(b.RmsNorm(q, w.q_norm, n * c.num_heads, c.head_dim, c.rms_eps, q));
+    RETURN_IF_ERROR(b.RmsNorm(k, w.k_norm, n * c.num_kv_heads, c.head_dim, c.rms_eps, k));
+  }
+  RETURN_IF_ERROR(b.Rope(q, positions, n, c.num_heads, c.head_dim, rope_));
+  return b.Rope(k, positions, n, c.num_kv_heads, c.head_dim, rope_);
+}
+
+absl::Status LlamaModel::AttentionOutputAndFfn(const LayerWeights& w, int32_t n, const float* att, float* x) {
+  const ModelConfig& c = config_;
+  kernels::Backend& b = backend_;
+  float* xn = scratch_.xn.as<float>();
+  float* gate = scratch_.gate.as<float>();
+  float* up = scratch_.up.as<float>();
+  RETURN_IF_ERROR(b.MatMul(att, w.wo, n, xn));
+  RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
+  RETURN_IF_ERROR(b.RmsNorm(x, w.ffn_norm, n, c.dim, c.rms_eps, xn));
+  RETURN_IF_ERROR(b.MatMul(xn, w.w_gate, n, gate));
+  RETURN_IF_ERROR(b.MatMul(xn, w.w_up, n, up));
+  RETURN_IF_ERROR(b.SwiGlu(gate, up, static_cast<size_t>(n) * c.ffn_dim, gate));
+  RETURN_IF_ERROR(b.MatMul(gate, w.w_down, n, xn));
+  return b.Add(x, xn, static_cast<size_t>(n) * c.dim);
+}
+
 absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t start, KvSequence& cache,
                                       bool all_logits, float* logits) {
   const ModelConfig& c = config_;
@@ -90,10 +135,7 @@ absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t s
   kernels::AttentionParams attn{n, c.num_heads, c.num_kv_heads, c.head_dim, start,
                                 1.0f / std::sqrt(static_cast<float>(c.head_dim))};
   const size_t ws_bytes = kernels::AttentionWorkspaceBytes(attn, backend_.num_threads());
-  if (ws_bytes > scratch_.attn_workspace_bytes) {
-    ASSIGN_OR_RETURN(scratch_.attn_workspace, backend_.Allocate(ws_bytes));
-    scratch_.attn_workspace_bytes = ws_bytes;
-  }
+  RETURN_IF_ERROR(EnsureAttentionWorkspace(ws_bytes));
 
   std::vector<int32_t> positions(n);
   std::iota(positions.begin(), positions.end(), start);
@@ -106,8 +148,6 @@ absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t s
   float* xn = scratch_.xn.as<float>();
   float* q = scratch_.q.as<float>();
   float* att = scratch_.att.as<float>();
-  float* gate = scratch_.gate.as<float>();
-  float* up = scratch_.up.as<float>();
   kernels::Backend& b = backend_;
 
   RETURN_IF_ERROR(b.Embed(weights_.token_embd, ids, n, x));
@@ -118,32 +158,10 @@ absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t s
     float* k = rows.k != nullptr ? rows.k : scratch_.k.as<float>();
     float* v = rows.v != nullptr ? rows.v : scratch_.v.as<float>();
 
-    RETURN_IF_ERROR(b.RmsNorm(x, w.attn_norm, n, c.dim, c.rms_eps, xn));
-    RETURN_IF_ERROR(b.MatMul(xn, w.wq, n, q));
-    RETURN_IF_ERROR(b.MatMul(xn, w.wk, n, k));
-    RETURN_IF_ERROR(b.MatMul(xn, w.wv, n, v));
-    if (c.has_qkv_bias) {
-      RETURN_IF_ERROR(b.AddBias(q, w.bq, n, c.q_dim()));
-      RETURN_IF_ERROR(b.AddBias(k, w.bk, n, c.kv_dim()));
-      RETURN_IF_ERROR(b.AddBias(v, w.bv, n, c.kv_dim()));
-    }
-    if (c.has_qk_norm) {  // qwen3: per-head RMSNorm of q and k before RoPE
-      RETURN_IF_ERROR(b.RmsNorm(q, w.q_norm, n * c.num_heads, c.head_dim, c.rms_eps, q));
-      RETURN_IF_ERROR(b.RmsNorm(k, w.k_norm, n * c.num_kv_heads, c.head_dim, c.rms_eps, k));
-    }
-    RETURN_IF_ERROR(b.Rope(q, pos, n, c.num_heads, c.head_dim, rope_));
-    RETURN_IF_ERROR(b.Rope(k, pos, n, c.num_kv_heads, c.head_dim, rope_));
+    RETURN_IF_ERROR(AttentionInputs(w, n, pos, x, q, k, v));
     RETURN_IF_ERROR(cache.Append(l, start, n, k, v));
     RETURN_IF_ERROR(cache.Attend(l, attn, q, att, scratch_.attn_workspace.data()));
-    RETURN_IF_ERROR(b.MatMul(att, w.wo, n, xn));
-    RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
-
-    RETURN_IF_ERROR(b.RmsNorm(x, w.ffn_norm, n, c.dim, c.rms_eps, xn));
-    RETURN_IF_ERROR(b.MatMul(xn, w.w_gate, n, gate));
-    RETURN_IF_ERROR(b.MatMul(xn, w.w_up, n, up));
-    RETURN_IF_ERROR(b.SwiGlu(gate, up, static_cast<size_t>(n) * c.ffn_dim, gate));
-    RETURN_IF_ERROR(b.MatMul(gate, w.w_down, n, xn));
-    RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
+    RETURN_IF_ERROR(AttentionOutputAndFfn(w, n, att, x));
   }
   if (logits == nullptr) return absl::OkStatus();
 
@@ -186,10 +204,7 @@ absl::Status LlamaModel::ForwardDecodeBatch(std::span<const DecodeItem> items, f
     kernels::AttentionParams p{1, c.num_heads, c.num_kv_heads, c.head_dim, items[i].position, scale};
     ws_bytes = std::max(ws_bytes, kernels::AttentionWorkspaceBytes(p, backend_.num_threads()));
   }
-  if (ws_bytes > scratch_.attn_workspace_bytes) {
-    ASSIGN_OR_RETURN(scratch_.attn_workspace, backend_.Allocate(ws_bytes));
-    scratch_.attn_workspace_bytes = ws_bytes;
-  }
+  RETURN_IF_ERROR(EnsureAttentionWorkspace(ws_bytes));
   int32_t* dev_ids = scratch_.ids.as<int32_t>();
   int32_t* pos = scratch_.positions.as<int32_t>();
   RETURN_IF_ERROR(backend_.CopyToDevice(dev_ids, ids.data(), n * sizeof(int32_t)));
@@ -201,45 +216,21 @@ absl::Status LlamaModel::ForwardDecodeBatch(std::span<const DecodeItem> items, f
   float* k = scratch_.k.as<float>();
   float* v = scratch_.v.as<float>();
   float* att = scratch_.att.as<float>();
-  float* gate = scratch_.gate.as<float>();
-  float* up = scratch_.up.as<float>();
   kernels::Backend& b = backend_;
   const size_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
 
   RETURN_IF_ERROR(b.Embed(weights_.token_embd, dev_ids, n, x));
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
-    RETURN_IF_ERROR(b.RmsNorm(x, w.attn_norm, n, c.dim, c.rms_eps, xn));
-    RETURN_IF_ERROR(b.MatMul(xn, w.wq, n, q));
-    RETURN_IF_ERROR(b.MatMul(xn, w.wk, n, k));
-    RETURN_IF_ERROR(b.MatMul(xn, w.wv, n, v));
-    if (c.has_qkv_bias) {
-      RETURN_IF_ERROR(b.AddBias(q, w.bq, n, c.q_dim()));
-      RETURN_IF_ERROR(b.AddBias(k, w.bk, n, c.kv_dim()));
-      RETURN_IF_ERROR(b.AddBias(v, w.bv, n, c.kv_dim()));
-    }
-    if (c.has_qk_norm) {
-      RETURN_IF_ERROR(b.RmsNorm(q, w.q_norm, n * c.num_heads, c.head_dim, c.rms_eps, q));
-      RETURN_IF_ERROR(b.RmsNorm(k, w.k_norm, n * c.num_kv_heads, c.head_dim, c.rms_eps, k));
-    }
     // Each row rotates by its own position.
-    RETURN_IF_ERROR(b.Rope(q, pos, n, c.num_heads, c.head_dim, rope_));
-    RETURN_IF_ERROR(b.Rope(k, pos, n, c.num_kv_heads, c.head_dim, rope_));
+    RETURN_IF_ERROR(AttentionInputs(w, n, pos, x, q, k, v));
     for (int32_t i = 0; i < n; ++i) {
       const DecodeItem& it = items[i];
       kernels::AttentionParams p{1, c.num_heads, c.num_kv_heads, c.head_dim, it.position, scale};
       RETURN_IF_ERROR(it.cache->Append(l, it.position, 1, k + i * kv_dim, v + i * kv_dim));
       RETURN_IF_ERROR(it.cache->Attend(l, p, q + i * q_dim, att + i * q_dim, scratch_.attn_workspace.data()));
     }
-    RETURN_IF_ERROR(b.MatMul(att, w.wo, n, xn));
-    RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
-
-    RETURN_IF_ERROR(b.RmsNorm(x, w.ffn_norm, n, c.dim, c.rms_eps, xn));
-    RETURN_IF_ERROR(b.MatMul(xn, w.w_gate, n, gate));
-    RETURN_IF_ERROR(b.MatMul(xn, w.w_up, n, up));
-    RETURN_IF_ERROR(b.SwiGlu(gate, up, static_cast<size_t>(n) * c.ffn_dim, gate));
-    RETURN_IF_ERROR(b.MatMul(gate, w.w_down, n, xn));
-    RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
+    RETURN_IF_ERROR(AttentionOutputAndFfn(w, n, att, x));
   }
   float* out = scratch_.logits.as<float>();
   RETURN_IF_ERROR(b.RmsNorm(x, weights_.output_norm, n, c.dim, c.rms_eps, xn));

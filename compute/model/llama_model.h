@@ -69,6 +69,12 @@ class LlamaModel {
         options_(options) {}
 
   absl::Status EnsureScratch(int32_t tokens);
+  absl::Status EnsureAttentionWorkspace(size_t bytes);
+  // The two halves of a layer shared by Forward and ForwardDecodeBatch, on the activation scratch:
+  // q, k, v (post-RoPE) of n rows of x; then x += Wo att and the feed-forward block.
+  absl::Status AttentionInputs(const LayerWeights& w, int32_t n, const int32_t* positions, const float* x, float* q,
+                               float* k, float* v);
+  absl::Status AttentionOutputAndFfn(const LayerWeights& w, int32_t n, const float* att, float* x);
   absl::Status ForwardChunk(std::span<const int32_t> tokens, int32_t start_position, KvSequence& cache,
                             bool all_logits, float* logits);
 
