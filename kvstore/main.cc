@@ -22,6 +22,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "kvstore/service.h"
+#include "common/byte_size.h"
 #include "kvstore/store.h"
 
 ABSL_FLAG(std::string, listen, "unix:///tmp/leoam-kvstore/kvstore.sock",
@@ -71,22 +72,11 @@ ABSL_FLAG(int, max_pages_per_request, 4096, "Most pages (or sizes, or leases) on
 
 namespace {
 
-bool ParseByteSize(std::string text, uint64_t* out) {
-  text = std::string(absl::StripAsciiWhitespace(text));
-  static const struct { const char* suffix; uint64_t mult; } kUnits[] = {
-      {"TiB", 1ull << 40}, {"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10},
-      {"T", 1ull << 40},   {"G", 1ull << 30},   {"M", 1ull << 20},   {"K", 1ull << 10}, {"B", 1}};
-  uint64_t mult = 1;
-  for (const auto& u : kUnits) {
-    if (absl::EndsWithIgnoreCase(text, u.suffix)) {
-      mult = u.mult;
-      text.resize(text.size() - std::strlen(u.suffix));
-      break;
-    }
-  }
-  uint64_t v = 0;
-  if (!absl::SimpleAtoi(text, &v) || (v != 0 && mult > UINT64_MAX / v)) return false;
-  *out = v * mult;
+// A byte-size flag (common/byte_size.h syntax) into `out`; false when malformed.
+bool ParseSizeFlag(const std::string& text, uint64_t* out) {
+  absl::StatusOr<int64_t> size = leoam::ParseByteSize(text);
+  if (!size.ok()) return false;
+  *out = static_cast<uint64_t>(*size);
   return true;
 }
 
@@ -108,9 +98,9 @@ int main(int argc, char** argv) {
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.arena_dir = absl::GetFlag(FLAGS_arena_dir);
   if (options.data_dir.empty()) return Fail("--data_dir is required (see --help)");
-  if (!ParseByteSize(absl::GetFlag(FLAGS_arena_size), &options.arena_bytes)) return Fail("bad --arena_size");
-  if (!ParseByteSize(absl::GetFlag(FLAGS_memory_limit), &options.memory_limit_bytes)) return Fail("bad --memory_limit");
-  if (!ParseByteSize(absl::GetFlag(FLAGS_disk_limit), &options.disk_limit_bytes)) return Fail("bad --disk_limit");
+  if (!ParseSizeFlag(absl::GetFlag(FLAGS_arena_size), &options.arena_bytes)) return Fail("bad --arena_size");
+  if (!ParseSizeFlag(absl::GetFlag(FLAGS_memory_limit), &options.memory_limit_bytes)) return Fail("bad --memory_limit");
+  if (!ParseSizeFlag(absl::GetFlag(FLAGS_disk_limit), &options.disk_limit_bytes)) return Fail("bad --disk_limit");
   options.io_threads = absl::GetFlag(FLAGS_io_threads);
   const std::string durability = absl::GetFlag(FLAGS_durability);
   if (durability == "sync") {
@@ -125,7 +115,7 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_max_pages_per_request) <= 0) return Fail("--max_pages_per_request must be > 0");
   options.lease_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_lease_timeout_ms));
   options.session_timeout = absl::Seconds(absl::GetFlag(FLAGS_session_timeout_s));
-  if (!ParseByteSize(absl::GetFlag(FLAGS_segment_size), &options.segment_bytes) || options.segment_bytes < (1u << 20)) {
+  if (!ParseSizeFlag(absl::GetFlag(FLAGS_segment_size), &options.segment_bytes) || options.segment_bytes < (1u << 20)) {
     return Fail("bad --segment_size (at least 1MiB)");
   }
   options.direct_reads = absl::GetFlag(FLAGS_direct_reads);

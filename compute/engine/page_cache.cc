@@ -30,29 +30,6 @@ kvstore::KvLayout KvStoreLayout(const ModelConfig& config, int32_t page_size) {
   return layout;
 }
 
-absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
-  const absl::string_view t(text.data(), text.size());
-  static constexpr std::pair<absl::string_view, int64_t> kSuffixes[] = {
-      {"TiB", int64_t{1} << 40}, {"GiB", int64_t{1} << 30}, {"MiB", int64_t{1} << 20}, {"KiB", int64_t{1} << 10},
-      {"T", int64_t{1} << 40},   {"G", int64_t{1} << 30},   {"M", int64_t{1} << 20},   {"K", int64_t{1} << 10},
-      {"B", 1}};
-  int64_t unit = 1;
-  absl::string_view digits = t;
-  for (const auto& [suffix, scale] : kSuffixes) {
-    if (absl::EndsWith(t, suffix)) {
-      unit = scale;
-      digits = t.substr(0, t.size() - suffix.size());
-      break;
-    }
-  }
-  int64_t value = 0;
-  if (!absl::SimpleAtoi(digits, &value) || value < 0 || value > std::numeric_limits<int64_t>::max() / unit) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("byte size '", t, "': give a non-negative integer with an optional suffix, e.g. 64MiB"));
-  }
-  return value * unit;
-}
-
 void PagedKvSequence::BeginDecode() {
   if (decoding_) return;
   decoding_ = true;

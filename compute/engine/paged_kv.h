@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/byte_size.h"  // ParseByteSize, for the device budget flags
 #include "compute/model/fingerprint.h"
 #include "leoam/kvstore/kvstore_client.h"
 #include "compute/engine/abstracts.h"
@@ -108,9 +109,6 @@ kvstore::KvLayout KvStoreLayout(const ModelConfig& config, int32_t page_size);
 // fraction of the context in (0, 1] ("0.1", "1.0"). Sets budget_tokens / budget_fraction.
 absl::Status ParseBudget(std::string_view text, PagedKvOptions& options);
 
-// Parses a byte size: an integer with an optional B, KiB, MiB, GiB, TiB (or K, M, G, T) suffix,
-// e.g. "64MiB", "1G", "4096". Negative or malformed sizes are INVALID_ARGUMENT.
-absl::StatusOr<int64_t> ParseByteSize(std::string_view text);
 
 // Decode-time counters, summed over layers and steps.
 struct PagedKvStats {

@@ -346,15 +346,5 @@ TEST(TieredKvOptionsTest, BudgetWithoutStoreIsRejected) {
   EXPECT_EQ(seq.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST(TieredKvOptionsTest, ParseByteSize) {
-  EXPECT_EQ(*ParseByteSize("4096"), 4096);
-  EXPECT_EQ(*ParseByteSize("64MiB"), int64_t{64} << 20);
-  EXPECT_EQ(*ParseByteSize("2G"), int64_t{2} << 30);
-  EXPECT_EQ(*ParseByteSize("10B"), 10);
-  for (const char* bad : {"", "-1", "MiB", "1.5GiB", "12XB", "99999999999TiB"}) {
-    EXPECT_EQ(ParseByteSize(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
-  }
-}
-
 }  // namespace
 }  // namespace leoam
