@@ -8,6 +8,7 @@
 #include "compute/model/llama_model.h"
 #include "compute/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
+#include "tests/engine/sampled_prompt.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/testing/reference_generations.h"
 #include "tests/testing/shared_data.h"
@@ -33,19 +34,7 @@ void Load(const std::string& path, int threads, int prefill_chunk, LoadedModel& 
   s.tokenizer = std::move(*tokenizer);
 }
 
-// BOS plus `n` tokens sampled from the model itself (seeded): a realistic long prompt.
-std::vector<int32_t> SampledPrompt(LlamaModel& model, int32_t n, uint64_t seed) {
-  GenerateOptions options;
-  options.max_tokens = n;
-  options.sampling.temperature = 1.0f;
-  options.sampling.seed = seed;
-  const std::vector<int32_t> bos = {1};
-  auto sampled = Generate(model, nullptr, bos, options);
-  EXPECT_TRUE(sampled.ok()) << sampled.status();
-  std::vector<int32_t> prompt = bos;
-  if (sampled.ok()) prompt.insert(prompt.end(), sampled->tokens.begin(), sampled->tokens.end());
-  return prompt;
-}
+using testing::SampledPrompt;
 
 PagedKvOptions FullBudget(SelectionMode mode, int page_size) {
   PagedKvOptions o;

@@ -10,6 +10,7 @@
 #include "compute/model/fingerprint.h"
 #include "compute/model/llama_model.h"
 #include "gtest/gtest.h"
+#include "tests/engine/sampled_prompt.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/kvstore/kvstore_process.h"
 #include "tests/testing/shared_data.h"
@@ -42,16 +43,8 @@ class PrefixReuseTest : public ::testing::Test {
     ASSERT_TRUE(client.ok()) << client.status() << "\n" << proc_->Log();
     client_ = std::move(*client);
     // A 300-token prompt sampled from the model (plus BOS).
-    GenerateOptions seed_options;
-    seed_options.max_tokens = 300;
-    seed_options.sampling.temperature = 1.0f;
-    seed_options.sampling.seed = 11;
-    const std::vector<int32_t> bos = {1};
-    auto seed = Generate(*model_, nullptr, bos, seed_options);
-    ASSERT_TRUE(seed.ok()) << seed.status();
-    ASSERT_EQ(seed->tokens.size(), 300u);
-    prompt_ = bos;
-    prompt_.insert(prompt_.end(), seed->tokens.begin(), seed->tokens.end());
+    prompt_ = testing::SampledPrompt(*model_, 300, 11);
+    ASSERT_EQ(prompt_.size(), 301u);
   }
 
   void StartStore() {

@@ -14,6 +14,7 @@
 #include "compute/model/llama_model.h"
 #include "compute/tokenizer/tokenizer.h"
 #include "gtest/gtest.h"
+#include "tests/engine/sampled_prompt.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/kvstore/kvstore_process.h"
 #include "tests/testing/reference_generations.h"
@@ -121,16 +122,7 @@ TEST_F(TieredKvTest, ChunkedPrefillSparseSelectionMatchesResident) {
   LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
   ASSERT_NO_FATAL_FAILURE(Start(model_path, 7, 13));
   // A 250-token prompt sampled from the model: longer than the budget holds for one layer pass.
-  GenerateOptions seed_options;
-  seed_options.max_tokens = 250;
-  seed_options.sampling.temperature = 1.0f;
-  seed_options.sampling.seed = 7;
-  seed_options.stop_tokens = {};
-  const std::vector<int32_t> bos = {1};
-  auto seed = Generate(*model_, nullptr, bos, seed_options);
-  ASSERT_TRUE(seed.ok()) << seed.status();
-  std::vector<int32_t> prompt = bos;
-  prompt.insert(prompt.end(), seed->tokens.begin(), seed->tokens.end());
+  const std::vector<int32_t> prompt = testing::SampledPrompt(*model_, 250, 7);
   GenerateOptions options;
   options.max_tokens = 200;
   options.stop_tokens = {};
@@ -175,15 +167,7 @@ TEST_F(TieredKvTest, ChunkedPrefillSparseSelectionMatchesResident) {
 TEST_F(TieredKvTest, CompressedPagesDecodeCloseToExact) {
   LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
   ASSERT_NO_FATAL_FAILURE(Start(model_path, 8, 24));
-  GenerateOptions seed_options;
-  seed_options.max_tokens = 300;
-  seed_options.sampling.temperature = 1.0f;
-  seed_options.sampling.seed = 3;
-  const std::vector<int32_t> bos = {1};
-  auto seed = Generate(*model_, nullptr, bos, seed_options);
-  ASSERT_TRUE(seed.ok()) << seed.status();
-  std::vector<int32_t> prompt = bos;
-  prompt.insert(prompt.end(), seed->tokens.begin(), seed->tokens.end());
+  const std::vector<int32_t> prompt = testing::SampledPrompt(*model_, 300, 3);
   const int vocab = model_->config().vocab_size;
   const size_t n = prompt.size();
 
@@ -271,15 +255,7 @@ TEST_F(TieredKvTest, CompressedPagesDecodeCloseToExact) {
 TEST_F(TieredKvTest, PrefetchServesPredictedMissesWithSameTokens) {
   LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
   ASSERT_NO_FATAL_FAILURE(Start(model_path, 16, 64));
-  GenerateOptions seed_options;
-  seed_options.max_tokens = 250;
-  seed_options.sampling.temperature = 1.0f;
-  seed_options.sampling.seed = 5;
-  const std::vector<int32_t> bos = {1};
-  auto seed = Generate(*model_, nullptr, bos, seed_options);
-  ASSERT_TRUE(seed.ok()) << seed.status();
-  std::vector<int32_t> prompt = bos;
-  prompt.insert(prompt.end(), seed->tokens.begin(), seed->tokens.end());
+  const std::vector<int32_t> prompt = testing::SampledPrompt(*model_, 250, 5);
   GenerateOptions options;
   options.max_tokens = 100;
   options.stop_tokens = {};
