@@ -1,15 +1,7 @@
 #include "tests/kvstore/kvstore_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_format.h"
@@ -24,28 +16,7 @@ absl::StatusOr<std::unique_ptr<KvStoreProcess>> KvStoreProcess::Start(const Proc
   std::vector<std::string> args = {LEOAM_KVSTORE_BINARY, "--listen=unix://" + p->socket_,
                                    "--data_dir=" + options.dir + "/data", "--arena_size=64MiB"};
   args.insert(args.end(), options.extra_flags.begin(), options.extra_flags.end());
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int log_fd = ::open(p->log_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  const int null_fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-  if (log_fd < 0 || null_fd < 0) return absl::InternalError("cannot open the server log");
-  // fork + exec rather than posix_spawn: the child asks for SIGTERM when the test process dies,
-  // so a crashed test never leaves a server (and its arena in /dev/shm) behind. Only
-  // async-signal-safe calls between fork and exec.
-  const pid_t parent = ::getpid();
-  p->pid_ = ::fork();
-  if (p->pid_ < 0) return absl::InternalError(absl::StrFormat("fork: %s", std::strerror(errno)));
-  if (p->pid_ == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) ::_exit(1);
-    ::dup2(log_fd, 2);
-    ::dup2(null_fd, 1);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(log_fd);
-  ::close(null_fd);
+  ASSIGN_OR_RETURN(p->child_, leoam::testing::ChildProcess::Spawn(args, "/dev/null", p->log_));
 
   // Ready when a Stats call succeeds (the socket exists before the service is registered).
   for (int i = 0; i < 600; ++i) {
@@ -63,45 +34,16 @@ absl::StatusOr<std::unique_ptr<KvStoreProcess>> KvStoreProcess::Start(const Proc
   return absl::DeadlineExceededError("leoam-kvstore did not become ready:\n" + p->Log());
 }
 
-KvStoreProcess::~KvStoreProcess() {
-  // SIGTERM, so the server removes its arena file from /dev/shm.
-  if (pid_ > 0 && Alive()) Stop();
-}
+// The child's destructor stops the server with SIGTERM, so it removes its arena file from /dev/shm.
+KvStoreProcess::~KvStoreProcess() = default;
 
-bool KvStoreProcess::Alive() {
-  if (pid_ <= 0) return false;
-  int status = 0;
-  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-  if (r == pid_) {
-    pid_ = -1;
-    return false;
-  }
-  return true;
-}
+bool KvStoreProcess::Alive() { return child_.Alive(); }
 
-void KvStoreProcess::Kill9() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGKILL);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
-}
+void KvStoreProcess::Kill9() { child_.SignalAndWait(SIGKILL); }
 
-int KvStoreProcess::Stop() {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+int KvStoreProcess::Stop() { return child_.SignalAndWait(SIGTERM); }
 
-std::string KvStoreProcess::Log() const {
-  std::ifstream f(log_);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string KvStoreProcess::Log() const { return leoam::testing::ReadFileOrEmpty(log_); }
 
 KvLayout TestLayout() {
   KvLayout l;

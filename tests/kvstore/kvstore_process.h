@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "leoam/kvstore/kvstore_client.h"
+#include "tests/testing/child_process.h"
 
 namespace leoam::kvstore::testing {
 
@@ -25,7 +26,7 @@ class KvStoreProcess {
   ~KvStoreProcess();  // stops (SIGTERM) the process if it still runs
 
   std::string target() const { return "unix://" + socket_; }
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return child_.pid(); }
   // True while the process has not exited.
   bool Alive();
   // SIGKILL and reap.
@@ -36,7 +37,7 @@ class KvStoreProcess {
   std::string Log() const;
 
  private:
-  pid_t pid_ = -1;
+  leoam::testing::ChildProcess child_;
   std::string socket_;
   std::string log_;
 };

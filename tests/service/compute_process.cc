@@ -1,16 +1,9 @@
 #include "tests/service/compute_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_format.h"
@@ -18,42 +11,6 @@
 #include "grpcpp/impl/codegen/client_unary_call.h"
 
 namespace leoam::service::testing {
-namespace {
-
-// fork + exec with stdout/stderr redirected; the child gets SIGTERM when the test dies.
-absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& args, const std::string& out_path,
-                            const std::string& err_path) {
-  std::vector<std::string> copy = args;
-  std::vector<char*> argv;
-  for (std::string& a : copy) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (out_fd < 0 || err_fd < 0) return absl::InternalError("cannot open output files");
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) return absl::InternalError(absl::StrFormat("fork: %s", std::strerror(errno)));
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (::getppid() != parent) ::_exit(1);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(out_fd);
-  ::close(err_fd);
-  return pid;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-}  // namespace
 
 bool HealthServing(grpc::Channel& channel) {
   // grpc.health.v1.HealthCheckRequest{service: ""} serializes to no bytes; the reply
@@ -85,9 +42,9 @@ absl::StatusOr<std::unique_ptr<ComputeProcess>> ComputeProcess::Start(const Comp
   std::vector<std::string> args = {BinaryPath("leoam-compute"), "--model=" + options.model,
                                    "--listen=unix://" + p->socket_, "--threads=1"};
   args.insert(args.end(), options.extra_flags.begin(), options.extra_flags.end());
-  absl::StatusOr<pid_t> pid = Spawn(args, "/dev/null", p->log_);
-  if (!pid.ok()) return pid.status();
-  p->pid_ = *pid;
+  absl::StatusOr<leoam::testing::ChildProcess> child = leoam::testing::ChildProcess::Spawn(args, "/dev/null", p->log_);
+  if (!child.ok()) return child.status();
+  p->child_ = std::move(*child);
   grpc::ChannelArguments channel_args;
   p->channel_ = grpc::CreateCustomChannel(p->target(), grpc::InsecureChannelCredentials(), channel_args);
   for (int i = 0; i < 600; ++i) {
@@ -100,47 +57,28 @@ absl::StatusOr<std::unique_ptr<ComputeProcess>> ComputeProcess::Start(const Comp
   return absl::DeadlineExceededError("leoam-compute did not become ready:\n" + p->Log());
 }
 
-ComputeProcess::~ComputeProcess() {
-  if (pid_ > 0 && Alive()) Stop();
-}
+ComputeProcess::~ComputeProcess() = default;  // the child is stopped with SIGTERM
 
 std::unique_ptr<leoam::v1::Generation::Stub> ComputeProcess::NewStub() const {
   return leoam::v1::Generation::NewStub(channel_);
 }
 
-bool ComputeProcess::Alive() {
-  if (pid_ <= 0) return false;
-  int status = 0;
-  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-    pid_ = -1;
-    return false;
-  }
-  return true;
-}
+bool ComputeProcess::Alive() { return child_.Alive(); }
 
-int ComputeProcess::Stop() {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  ::waitpid(pid_, &status, 0);
-  pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
+int ComputeProcess::Stop() { return child_.SignalAndWait(SIGTERM); }
 
-std::string ComputeProcess::Log() const { return ReadAll(log_); }
+std::string ComputeProcess::Log() const { return leoam::testing::ReadFileOrEmpty(log_); }
 
 absl::StatusOr<RunResult> RunProcess(const std::vector<std::string>& argv, const std::string& dir) {
   static int counter = 0;
   const std::string out = absl::StrFormat("%s/run%d.out", dir, counter);
   const std::string err = absl::StrFormat("%s/run%d.err", dir, counter++);
-  absl::StatusOr<pid_t> pid = Spawn(argv, out, err);
-  if (!pid.ok()) return pid.status();
-  int status = 0;
-  ::waitpid(*pid, &status, 0);
+  absl::StatusOr<leoam::testing::ChildProcess> child = leoam::testing::ChildProcess::Spawn(argv, out, err);
+  if (!child.ok()) return child.status();
   RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = ReadAll(out);
-  r.err = ReadAll(err);
+  r.exit_code = child->SignalAndWait(/*signal=*/0);
+  r.out = leoam::testing::ReadFileOrEmpty(out);
+  r.err = leoam::testing::ReadFileOrEmpty(err);
   return r;
 }
 

@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/grpcpp.h"
 #include "leoam/v1/generation.grpc.pb.h"
+#include "tests/testing/child_process.h"
 
 namespace leoam::service::testing {
 
@@ -34,7 +35,7 @@ class ComputeProcess {
   std::string Log() const;
 
  private:
-  pid_t pid_ = -1;
+  leoam::testing::ChildProcess child_;
   std::string socket_;
   std::string log_;
   std::shared_ptr<grpc::Channel> channel_;
