@@ -399,6 +399,49 @@ absl::Status DiskTier::ReadAbstracts(absl::Span<const PageKey> keys, std::vector
   return absl::OkStatus();
 }
 
+absl::StatusOr<size_t> DiskTier::CopyAbstracts(absl::Span<const PageKey> keys, absl::Span<const uint32_t> lengths,
+                                               absl::Span<uint8_t* const> dsts) {
+  // MultiGet in slices: bounded pinned memory, and RocksDB sorts each slice's keys for its lookups.
+  constexpr size_t kSlice = 1024;
+  std::vector<std::string> key_bytes;
+  std::vector<rocksdb::Slice> slices;
+  std::vector<rocksdb::PinnableSlice> values(std::min(kSlice, keys.size()));
+  std::vector<rocksdb::Status> statuses(values.size());
+  for (size_t begin = 0; begin < keys.size(); begin += kSlice) {
+    const size_t n = std::min(kSlice, keys.size() - begin);
+    key_bytes.clear();
+    for (size_t i = 0; i < n; ++i) key_bytes.push_back(EncodePageKey(keys[begin + i]));
+    slices.assign(key_bytes.begin(), key_bytes.end());
+    for (size_t i = 0; i < n; ++i) values[i].Reset();
+    db_->MultiGet(rocksdb::ReadOptions(), handles_[kAbstracts], n, slices.data(), values.data(), statuses.data());
+    for (size_t i = 0; i < n; ++i) {
+      if (statuses[i].IsNotFound()) return begin + i;
+      if (!statuses[i].ok()) return FromRocks(statuses[i], "reading abstracts");
+      if (values[i].size() != lengths[begin + i]) {
+        return absl::DataLossError(absl::StrFormat("a stored abstract is %d bytes, its metadata says %d",
+                                                   values[i].size(), lengths[begin + i]));
+      }
+      std::memcpy(dsts[begin + i], values[i].data(), values[i].size());
+    }
+  }
+  return keys.size();
+}
+
+absl::Status DiskTier::ScanAbstracts(const std::function<bool(const PageKey&, std::string_view)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a scan: do not push the hot blocks out of the block cache
+  ro.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, handles_[kAbstracts]));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    PageKey key;
+    if (!DecodePageKey(std::string_view(it->key().data(), it->key().size()), &key)) {
+      return absl::DataLossError("malformed abstract key in the disk tier");
+    }
+    if (!fn(key, std::string_view(it->value().data(), it->value().size()))) return absl::OkStatus();
+  }
+  return FromRocks(it->status(), "scanning abstracts");
+}
+
 uint64_t DiskTier::FilesBytes() const {
   uint64_t total = segments_->file_bytes();
   for (rocksdb::ColumnFamilyHandle* h : handles_) {

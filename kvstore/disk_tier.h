@@ -113,6 +113,14 @@ class DiskTier {
   absl::Status ReadPage(const PageInfo& info, uint8_t* dst);
   // Abstracts of pages; nullopt where absent.
   absl::Status ReadAbstracts(absl::Span<const PageKey> keys, std::vector<std::optional<std::string>>* out);
+  // Copies the abstract of keys[i] (exactly lengths[i] bytes) to dsts[i], in order, and stops at
+  // the first key that is not stored: returns how many were copied. A stored abstract of another
+  // length is DATA_LOSS.
+  absl::StatusOr<size_t> CopyAbstracts(absl::Span<const PageKey> keys, absl::Span<const uint32_t> lengths,
+                                       absl::Span<uint8_t* const> dsts);
+
+  // Calls fn(key, abstract) for every stored abstract in key order until fn returns false.
+  absl::Status ScanAbstracts(const std::function<bool(const PageKey&, std::string_view)>& fn);
 
   uint64_t read_bytes() const { return read_bytes_.load(std::memory_order_relaxed); }
   uint64_t write_bytes() const { return write_bytes_.load(std::memory_order_relaxed); }

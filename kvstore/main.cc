@@ -68,6 +68,19 @@ ABSL_FLAG(std::string, segment_size, "128MiB",
           "Size at which the disk tier starts a new segment file for page payloads. A segment file is deleted once "
           "all its pages are evicted or dropped; space of dead pages in a segment that still holds live ones is "
           "not reclaimed, so smaller segments reclaim space sooner.");
+ABSL_FLAG(int64_t, fetch_channel_spin_us, 20,
+          "Fetch channels (FetchPages/Release through a slot in the arena, no gRPC round trip): how long a "
+          "channel's thread spins for the next request before it sleeps on a futex. Longer saves a wakeup "
+          "(tens of us on a VM) per request of a streaming client but keeps a core busy meanwhile.");
+ABSL_FLAG(int, readahead_pages, 0,
+          "A FetchPages that reads pages from the disk tier also starts loading the next nodes of their chain "
+          "(same layers; as many pages as it read, at most this many) into the memory tier in the background, so "
+          "a client streaming a chain finds them loaded or loading. 0 (default) turns readahead off: clients that pick "
+          "scattered pages gain nothing from it, and streaming clients can Prefetch.");
+ABSL_FLAG(int, max_fetch_channels, 64, "Most fetch channels open at once (one server thread each).");
+ABSL_FLAG(std::string, abstract_cache_size, "512MiB",
+          "Page abstracts kept in memory (filled by puts, reads and a background scan at start) so that a prefix "
+          "restore (GetChainAbstracts) does not pay RocksDB's random reads; 0 turns it off.");
 ABSL_FLAG(int, max_pages_per_request, 4096, "Most pages (or sizes, or leases) one request may carry.");
 
 namespace {
@@ -119,6 +132,17 @@ int main(int argc, char** argv) {
     return Fail("bad --segment_size (at least 1MiB)");
   }
   options.direct_reads = absl::GetFlag(FLAGS_direct_reads);
+  options.fetch_channel_spin_us = absl::GetFlag(FLAGS_fetch_channel_spin_us);
+  if (absl::GetFlag(FLAGS_readahead_pages) < 0) return Fail("--readahead_pages must be >= 0");
+  options.readahead_pages = static_cast<uint32_t>(absl::GetFlag(FLAGS_readahead_pages));
+  if (options.fetch_channel_spin_us < 0 || options.fetch_channel_spin_us > 1000000) {
+    return Fail("--fetch_channel_spin_us must be in 0..1000000");
+  }
+  if (absl::GetFlag(FLAGS_max_fetch_channels) < 0) return Fail("--max_fetch_channels must be >= 0");
+  options.max_fetch_channels = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_fetch_channels));
+  if (!ParseSizeFlag(absl::GetFlag(FLAGS_abstract_cache_size), &options.abstract_cache_bytes)) {
+    return Fail("bad --abstract_cache_size");
+  }
   options.max_pages_per_request = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_pages_per_request));
 
   // Signals are taken by a dedicated thread (sigwait), so block them before any thread starts.

@@ -21,8 +21,12 @@ class KvStoreService final : public v1::KvStore::Service {
   grpc::Status PutPages(grpc::ServerContext*, const v1::PutPagesRequest* req, v1::PutPagesResponse* resp) override;
   grpc::Status GetAbstracts(grpc::ServerContext*, const v1::GetAbstractsRequest* req,
                             v1::GetAbstractsResponse* resp) override;
+  grpc::Status GetChainAbstracts(grpc::ServerContext*, const v1::GetChainAbstractsRequest* req,
+                                 v1::GetChainAbstractsResponse* resp) override;
   grpc::Status FetchPages(grpc::ServerContext*, const v1::FetchPagesRequest* req,
                           v1::FetchPagesResponse* resp) override;
+  grpc::Status OpenFetchChannel(grpc::ServerContext*, const v1::OpenFetchChannelRequest* req,
+                                v1::OpenFetchChannelResponse* resp) override;
   grpc::Status Prefetch(grpc::ServerContext*, const v1::PrefetchRequest* req, v1::PrefetchResponse* resp) override;
   grpc::Status Release(grpc::ServerContext*, const v1::ReleaseRequest* req, v1::ReleaseResponse* resp) override;
   grpc::Status Stats(grpc::ServerContext*, const v1::StatsRequest* req, v1::StatsResponse* resp) override;

@@ -36,6 +36,7 @@ std::string Hex64(uint64_t v) { return absl::StrFormat("%016x", v); }
 
 Store::Store(const StoreOptions& options)
     : options_(options),
+      abstracts_(options.abstract_cache_bytes),
       arena_(options.arena_bytes, kSegmentAlign),  // disk reads go straight into blocks with O_DIRECT
       memory_(&arena_, options.memory_limit_bytes != 0 ? options.memory_limit_bytes : options.arena_bytes / 4 * 3) {}
 
@@ -78,6 +79,7 @@ absl::Status Store::Init() {
   RETURN_IF_ERROR(LoadIndex());
 
   io_ = std::make_unique<IoExecutor>(options_.io_threads);
+  if (options_.abstract_cache_bytes > 0) io_->Submit([this] { WarmAbstractCache(); }, /*urgent=*/false);
   reaper_ = std::thread([this] { ReaperLoop(); });
   return absl::OkStatus();
 }
@@ -151,6 +153,15 @@ Store::~Store() {
     stopping_ = true;
   }
   if (reaper_.joinable()) reaper_.join();
+  {
+    absl::MutexLock l(&mu_);
+    for (auto& [id, entry] : channels_) {
+      entry.channel->Stop();
+      closing_channels_.push_back(std::move(entry));
+    }
+    channels_.clear();
+  }
+  ReapChannels();  // channel threads call into the store (and io_): they end first
   io_.reset();  // joins the I/O threads; queued prefetches are dropped with the arena
 }
 
@@ -184,7 +195,7 @@ std::vector<std::pair<size_t, size_t>> Store::SliceReads(std::vector<LoadTask>* 
   return slices;
 }
 
-void Store::LoadIntoMemory(const std::vector<LoadTask>& tasks) {
+void Store::LoadIntoMemory(const std::vector<LoadTask>& tasks, bool readahead) {
   std::vector<PageInfo> infos;
   std::vector<uint8_t*> dsts;
   for (const LoadTask& t : tasks) {
@@ -205,6 +216,10 @@ void Store::LoadIntoMemory(const std::vector<LoadTask>& tasks) {
           memory_.Insert(task.key, MemoryPage{task.offset, task.info.payload_bytes, task.info.encoding})) {
         ++disk_hits_;
         mem_write_bytes_ += task.info.payload_bytes;
+        if (readahead) {
+          if (readahead_loaded_.size() >= (1u << 16)) readahead_loaded_.clear();
+          readahead_loaded_.insert(task.key);
+        }
       } else {
         if (!st[i].ok() && !absl::IsNotFound(st[i])) LEOAM_LOG(ERROR, "prefetch read failed: %s", st[i].ToString());
         arena_.Unref(task.offset);
@@ -236,6 +251,27 @@ void Store::ForgetCorrupt(const std::vector<NodeKey>& nodes) {
   if (!s.ok()) LEOAM_LOG(ERROR, "deleting corrupt pages failed (%s); they return on restart", s.ToString());
 }
 
+bool Store::stopping() {
+  absl::MutexLock l(&stop_mu_);
+  return stopping_;
+}
+
+void Store::WarmAbstractCache() {
+  const absl::Time start = absl::Now();
+  uint64_t n = 0;
+  absl::Status s = disk_->ScanAbstracts([&](const PageKey& key, std::string_view abstract) {
+    if (!abstracts_.InsertIfRoom(key, abstract)) return false;
+    ++n;
+    return (n % 1024 != 0) || !stopping();
+  });
+  if (!s.ok()) {
+    LEOAM_LOG(WARNING, "warming the abstract cache: %s", s.ToString());
+    return;
+  }
+  LEOAM_LOG(INFO, "abstract cache warmed with %d abstracts (%d bytes) in %s", n, abstracts_.bytes(),
+            absl::FormatDuration(absl::Now() - start));
+}
+
 void Store::ReaperLoop() {
   for (;;) {
     {
@@ -244,6 +280,7 @@ void Store::ReaperLoop() {
       if (stop_mu_.AwaitWithTimeout(absl::Condition(&stop), absl::Milliseconds(100))) return;
     }
     ExpireUpTo(absl::Now());
+    ReapChannels();
   }
 }
 
@@ -280,6 +317,15 @@ void Store::CloseSession(uint64_t id) {
       ++it;
     }
   }
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    if (it->second.session == id) {
+      it->second.channel->Stop();
+      closing_channels_.push_back(std::move(it->second));
+      channels_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
   sessions_.erase(id);
 }
 
@@ -309,6 +355,7 @@ std::vector<DiskPageRef> Store::ForgetLeaf(const NodeKey& key) {
   for (const auto& [layer, info] : index_.RemoveLeaf(key)) {
     keys.push_back(DiskPageRef{PageKey{key, layer}, info});
     memory_.Erase(keys.back().key);
+    abstracts_.Erase(keys.back().key);
   }
   return keys;
 }
@@ -466,6 +513,9 @@ absl::Status Store::Stats(const v1::StatsRequest& req, v1::StatsResponse* resp) 
   resp->set_sessions(static_cast<uint32_t>(sessions_.size()));
   resp->set_leases(static_cast<uint32_t>(leases_.size()));
   resp->set_chain_nodes(index_.nodes());
+  resp->set_abstract_cache_bytes(abstracts_.bytes());
+  resp->set_abstract_cache_entries(abstracts_.entries());
+  resp->set_fetch_channels(static_cast<uint32_t>(channels_.size()));
   return absl::OkStatus();
 }
 

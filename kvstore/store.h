@@ -26,9 +26,11 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "kvstore/abstract_cache.h"
 #include "kvstore/arena_allocator.h"
 #include "kvstore/chain_index.h"
 #include "kvstore/disk_tier.h"
+#include "kvstore/fetch_channel.h"
 #include "kvstore/io_executor.h"
 #include "kvstore/layout.h"
 #include "kvstore/lease_table.h"
@@ -66,6 +68,18 @@ struct StoreOptions {
   uint32_t max_sessions = 1024;
   uint32_t max_fingerprints = 4096;
   uint32_t max_abstract_bytes = 1u << 20;
+  uint64_t max_abstract_region_bytes = 64ull << 20;  // arena bytes one GetChainAbstracts reply may pin
+  // Abstracts kept in memory (kvstore/abstract_cache.h): filled by puts, reads and, at start, a
+  // background scan of the disk tier's abstracts. Default 512 MiB; 0 turns the cache off.
+  uint64_t abstract_cache_bytes = 512ull << 20;
+  uint32_t max_fetch_channels = 64;  // open fetch channels (one server thread each), all sessions
+  // How long a channel's thread spins for the next request before sleeping on its futex. Longer
+  // saves the wakeup (tens of us on a VM) of clients that stream, at the price of a busy core.
+  int64_t fetch_channel_spin_us = 20;
+  // A FetchPages that streams a chain from disk (consecutive nodes, read from disk or loaded by an
+  // earlier readahead) also starts loading, in the background, the chain's next nodes with the
+  // same layers: as many pages as it asked for, at most this many. 0 (default): never.
+  uint32_t readahead_pages = 0;
 };
 
 class Store {
@@ -80,7 +94,9 @@ class Store {
   absl::Status AllocStaging(const v1::AllocStagingRequest& req, v1::AllocStagingResponse* resp);
   absl::Status PutPages(const v1::PutPagesRequest& req, v1::PutPagesResponse* resp);
   absl::Status GetAbstracts(const v1::GetAbstractsRequest& req, v1::GetAbstractsResponse* resp);
+  absl::Status GetChainAbstracts(const v1::GetChainAbstractsRequest& req, v1::GetChainAbstractsResponse* resp);
   absl::Status FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesResponse* resp);
+  absl::Status OpenFetchChannel(const v1::OpenFetchChannelRequest& req, v1::OpenFetchChannelResponse* resp);
   absl::Status Prefetch(const v1::PrefetchRequest& req, v1::PrefetchResponse* resp);
   absl::Status Release(const v1::ReleaseRequest& req, v1::ReleaseResponse* resp);
   absl::Status Stats(const v1::StatsRequest& req, v1::StatsResponse* resp);
@@ -137,17 +153,34 @@ class Store {
   // Sorts disk reads by location and splits them into up to io_threads slices of adjacent pages
   // ([begin, end) ranges), each large enough to be read with few large reads.
   std::vector<std::pair<size_t, size_t>> SliceReads(std::vector<LoadTask>* tasks) const;
+  // Readahead (StoreOptions::readahead_pages): the pages after the ones a fetch streams from disk
+  // (keys[i] with streamed[i]), given arena blocks and marked loading; the caller submits them.
+  void PlanReadahead(const std::vector<PageKey>& keys, const std::vector<bool>& streamed,
+                     std::vector<LoadTask>* ahead) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Background load of pages into the memory tier (Prefetch): one read per slice of adjacent pages.
-  void LoadIntoMemory(const std::vector<LoadTask>& tasks);
+  // readahead: the pages are remembered (readahead_loaded_) so that fetching them streams on.
+  void LoadIntoMemory(const std::vector<LoadTask>& tasks, bool readahead = false);
   // Drops nodes whose payload failed its CRC32C (and their descendants) from the index and the
   // disk, so LookupPrefix stops reporting them. Takes write_mu_ and mu_.
   void ForgetCorrupt(const std::vector<NodeKey>& nodes);
   void ReaperLoop();
+  // Joins the threads of channels whose session closed (outside mu_: they may be waiting for it),
+  // then frees their arena blocks.
+  void ReapChannels() ABSL_LOCKS_EXCLUDED(mu_);
+  // Fills the abstract cache from the disk tier until it is full (a background task at start).
+  void WarmAbstractCache();
+  // Copies abstracts (keys[i], exactly lengths[i] bytes) to dsts[i]: from the cache, the rest from
+  // RocksDB (several MultiGets in flight), which are then cached. Returns how many leading keys
+  // were copied (it stops at the first one not stored).
+  absl::StatusOr<size_t> CopyAbstracts(absl::Span<const PageKey> keys, absl::Span<const uint32_t> lengths,
+                                       absl::Span<uint8_t* const> dsts);
+  bool stopping() ABSL_LOCKS_EXCLUDED(stop_mu_);
 
   const StoreOptions options_;
   std::string instance_id_;
   SharedMemoryFile arena_file_;
   std::unique_ptr<DiskTier> disk_;
+  AbstractCache abstracts_;
 
   absl::Mutex write_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
@@ -161,6 +194,8 @@ class Store {
   absl::flat_hash_map<uint32_t, Layout> layouts_ ABSL_GUARDED_BY(mu_);  // by fp_id
   uint32_t next_fp_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_set<PageKey> loading_ ABSL_GUARDED_BY(mu_);
+  // Pages a readahead loaded that no fetch has asked for yet (bounded: cleared when large).
+  absl::flat_hash_set<PageKey> readahead_loaded_ ABSL_GUARDED_BY(mu_);
   // Puts in flight (between validation and publication), so that puts can write concurrently
   // (RocksDB groups their WAL writes and fsyncs) without breaking the chain invariant.
   absl::flat_hash_map<NodeKey, InflightNode> inflight_nodes_ ABSL_GUARDED_BY(mu_);
@@ -168,6 +203,13 @@ class Store {
   uint64_t inflight_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::mt19937_64 rng_ ABSL_GUARDED_BY(mu_);
   uint64_t staging_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  struct ChannelEntry {
+    uint64_t session = 0;
+    uint64_t offset = 0;  // arena block
+    std::unique_ptr<FetchChannel> channel;
+  };
+  absl::flat_hash_map<uint64_t, ChannelEntry> channels_ ABSL_GUARDED_BY(mu_);  // by channel id
+  std::vector<ChannelEntry> closing_channels_ ABSL_GUARDED_BY(mu_);          // stopped, to join
 
   // Counters (guarded by mu_).
   uint64_t mem_hits_ ABSL_GUARDED_BY(mu_) = 0, mem_misses_ ABSL_GUARDED_BY(mu_) = 0;

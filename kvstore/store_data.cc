@@ -1,5 +1,6 @@
-// Store data paths: AllocStaging, PutPages (with disk-tier eviction), FetchPages, Prefetch,
-// GetAbstracts.
+// Store data paths: AllocStaging, PutPages (with disk-tier eviction), FetchPages, Prefetch.
+// Abstracts: store_abstracts.cc.
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_format.h"
@@ -281,6 +282,7 @@ absl::Status Store::PutPages(const v1::PutPagesRequest& req, v1::PutPagesRespons
   // the request is in the index and pinned by our in-flight registration.
   for (size_t i = 0; i < writes.size(); ++i) {
     index_.AddPage(writes[i].key, writes[i].parent, writes[i].info);
+    abstracts_.Insert(writes[i].key, writes[i].abstract);
     // The staging block becomes the cached copy: no copy, our extra reference moves to the tier.
     if (memory_.Insert(writes[i].key, MemoryPage{write_offsets[i], writes[i].info.payload_bytes,
                                                  writes[i].info.encoding})) {
@@ -333,6 +335,8 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
   };
   std::vector<PageKey> keys;
   std::vector<Pending> pending(req.pages_size());
+  std::vector<LoadTask> ahead;  // readahead of the chain's next pages, started after our own reads
+  absl::flat_hash_set<PageKey> waited;  // pages that were loading (a Prefetch, a readahead) when asked for
   uint64_t session_id = 0;
   if (static_cast<uint32_t>(req.release_lease_ids_size()) > options_.max_pages_per_request) {
     return absl::ResourceExhaustedError("too many release_lease_ids in one FetchPages");
@@ -354,6 +358,7 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
       for (const PageKey& k : keys) {
         if (loading_.contains(k)) loading.push_back(k);
       }
+      waited.insert(loading.begin(), loading.end());
       if (loading.empty() || round == 2) break;
       auto loaded = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         for (const PageKey& k : loading) {
@@ -396,6 +401,11 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
       }
       taken.push_back(pending[i].offset);
     }
+    std::vector<bool> streamed(keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      streamed[i] = pending[i].from_disk || waited.contains(keys[i]) || readahead_loaded_.erase(keys[i]) > 0;
+    }
+    PlanReadahead(keys, streamed, &ahead);
   }
   // Disk reads without holding mu_, several in flight on the I/O threads; the blocks are ours
   // alone until published below. Adjacent pages (a chain's, put together) are read with one
@@ -441,6 +451,12 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
     }
   }
 
+  // The next pages of the chain load while the client copies these (one background read per
+  // slice of adjacent pages); a FetchPages that asks for them meanwhile waits for the load.
+  for (const auto& [begin, end] : SliceReads(&ahead)) {
+    std::vector<LoadTask> slice(ahead.begin() + begin, ahead.begin() + end);
+    io_->Submit([this, slice = std::move(slice)] { LoadIntoMemory(slice, /*readahead=*/true); }, /*urgent=*/false);
+  }
   std::vector<uint64_t> lease_offsets;
   std::vector<NodeKey> corrupt;
   {
@@ -499,6 +515,47 @@ absl::Status Store::FetchPages(const v1::FetchPagesRequest& req, v1::FetchPagesR
   return absl::OkStatus();
 }
 
+void Store::PlanReadahead(const std::vector<PageKey>& keys, const std::vector<bool>& streamed,
+                          std::vector<LoadTask>* ahead) {
+  if (options_.readahead_pages == 0) return;
+  // Only a request that streams a chain from disk (its pages read from disk or loaded by an
+  // earlier readahead, their nodes consecutive in the chain, in order) is followed: a client
+  // picking scattered pages would not want the ones after the last.
+  absl::flat_hash_set<PageKey> requested;
+  std::vector<uint32_t> layers;
+  std::optional<NodeKey> last;
+  size_t pages = 0;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!streamed[i]) continue;
+    ++pages;
+    requested.insert(keys[i]);
+    if (std::find(layers.begin(), layers.end(), keys[i].layer) == layers.end()) layers.push_back(keys[i].layer);
+    if (last.has_value() && keys[i].node == *last) continue;
+    if (last.has_value()) {
+      const ChainIndex::Node* node = index_.Find(keys[i].node);
+      if (node == nullptr || !node->parent.has_value() || !(*node->parent == last->hash)) return;
+    }
+    last = keys[i].node;
+  }
+  if (!last.has_value()) return;
+  const size_t budget = std::min<size_t>(pages, options_.readahead_pages);
+  NodeKey cur = *last;
+  while (ahead->size() < budget) {
+    const ChainIndex::Node* node = index_.Find(cur);
+    if (node == nullptr || node->children.size() != 1) return;  // the chain ends or forks: no guess
+    cur = NodeKey{cur.fp_id, node->children[0]};
+    for (uint32_t layer : layers) {
+      const PageKey key{cur, layer};
+      const PageInfo* info = index_.FindPage(key);
+      if (info == nullptr || requested.contains(key) || loading_.contains(key) || memory_.Peek(key) != nullptr) continue;
+      std::optional<uint64_t> off = AllocateBlock(info->payload_bytes);
+      if (!off.has_value()) return;  // arena full of pinned pages: readahead is best effort
+      loading_.insert(key);
+      ahead->push_back(LoadTask{key, *info, *off});
+    }
+  }
+}
+
 absl::Status Store::Prefetch(const v1::PrefetchRequest& req, v1::PrefetchResponse* resp) {
   if (static_cast<uint32_t>(req.pages_size()) > options_.max_pages_per_request) {
     return absl::ResourceExhaustedError(absl::StrFormat("%d pages in one Prefetch; the limit is %d",
@@ -532,31 +589,6 @@ absl::Status Store::Prefetch(const v1::PrefetchRequest& req, v1::PrefetchRespons
   for (const auto& [begin, end] : SliceReads(&tasks)) {
     std::vector<LoadTask> slice(tasks.begin() + begin, tasks.begin() + end);
     io_->Submit([this, slice = std::move(slice)] { LoadIntoMemory(slice); }, /*urgent=*/false);
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Store::GetAbstracts(const v1::GetAbstractsRequest& req, v1::GetAbstractsResponse* resp) {
-  if (static_cast<uint32_t>(req.pages_size()) > options_.max_pages_per_request) {
-    return absl::ResourceExhaustedError(absl::StrFormat("%d pages in one GetAbstracts; the limit is %d",
-                                                        req.pages_size(), options_.max_pages_per_request));
-  }
-  std::vector<PageKey> keys;
-  std::vector<bool> known;
-  {
-    absl::MutexLock l(&mu_);
-    ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
-    RETURN_IF_ERROR(ParsePageKeys(req.pages(), session.second->fp_id, session.second->layout, &keys));
-    for (const PageKey& k : keys) known.push_back(index_.FindPage(k) != nullptr);
-  }
-  std::vector<std::optional<std::string>> abstracts;
-  RETURN_IF_ERROR(disk_->ReadAbstracts(keys, &abstracts));
-  for (size_t i = 0; i < keys.size(); ++i) {
-    v1::AbstractEntry* e = resp->add_entries();
-    if (known[i] && abstracts[i].has_value()) {
-      e->set_found(true);
-      e->set_abstract(std::move(*abstracts[i]));
-    }
   }
   return absl::OkStatus();
 }

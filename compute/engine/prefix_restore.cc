@@ -1,8 +1,8 @@
 // PagedKvSequence::RestorePrefix: prefix reuse through the kvstore's page hash chains (DESIGN §3).
 // A page key names its whole prefix (fingerprint, parent key, tokens), so the longest run of
 // leading prompt pages the store holds with every layer is KV this sequence would compute
-// bit for bit: only their level-0 abstracts are read now (selection needs them), the payloads
-// stay in the store until attention asks for them.
+// bit for bit: only their level-0 abstracts are read now (selection needs them; GetChainAbstracts),
+// the payloads stay in the store until attention asks for them.
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "common/status_macros.h"
 #include "compute/engine/paged_kv.h"
 
@@ -47,58 +48,57 @@ absl::StatusOr<PrefixRestore> PagedKvSequence::RestorePrefix(std::span<const int
     return restore;
   }
 
-  // Level-0 abstracts of every (page, layer): [min | max] per KV head and channel, fp32.
+  // Level-0 abstracts of every (page, layer): [min | max] per KV head and channel, fp32. They come
+  // with GetChainAbstracts (through the arena: one round trip per reply, no bytes inside gRPC) and
+  // go from the arena straight into the pyramids, one reply at a time. A reply whose sizes are
+  // wrong is checked before any of it is used; an error after some replies were used ends the
+  // restore there (a shorter prefix is still exact: the rest is computed).
   const int32_t layers = config_.num_layers;
   const size_t heads_floats = static_cast<size_t>(config_.num_kv_heads) * config_.head_dim;
   const size_t abstract_bytes = 2 * heads_floats * sizeof(float);
-  std::vector<std::string> abstracts(static_cast<size_t>(pages) * layers);  // [page][layer]
-  const size_t max_batch = std::max<uint32_t>(1, store.hello().max_pages_per_request);
-  int32_t complete = pages;  // pages whose every layer's abstract came back (the store may evict meanwhile)
-  for (size_t next = 0; next < abstracts.size() && static_cast<int32_t>(next / layers) < complete;) {
-    const size_t n = std::min(max_batch, abstracts.size() - next);
-    std::vector<kvstore::PageRef> refs(n);
-    for (size_t i = 0; i < n; ++i) {
-      refs[i].hash = chain[(next + i) / layers];
-      refs[i].layer = static_cast<uint32_t>((next + i) % layers);
-    }
-    ASSIGN_OR_RETURN(std::vector<std::optional<std::string>> got, store.GetAbstracts(refs));
-    if (got.size() != n) {
-      return absl::InternalError(absl::StrFormat("GetAbstracts returned %d entries for %d pages", got.size(), n));
-    }
-    for (size_t i = 0; i < n; ++i) {
-      const int32_t page = static_cast<int32_t>((next + i) / layers);
-      if (!got[i].has_value()) {
-        complete = std::min(complete, page);
-        continue;
+  int32_t complete = 0;  // pages whose every layer's abstract came back (the store may evict meanwhile)
+  while (complete < pages) {
+    absl::StatusOr<kvstore::ChainAbstracts> got =
+        store.GetChainAbstracts(absl::MakeConstSpan(chain).subspan(complete, pages - complete));
+    absl::Status status = got.status();
+    for (size_t i = 0; status.ok() && i < got->lengths.size(); ++i) {
+      if (got->lengths[i] != abstract_bytes) {
+        status = absl::DataLossError(absl::StrFormat("page %d layer %d: stored abstract of %d bytes, expected %d",
+                                                     complete + i / layers, i % layers, got->lengths[i],
+                                                     abstract_bytes));
       }
-      if (got[i]->size() != abstract_bytes) {
-        return absl::DataLossError(absl::StrFormat("page %d layer %d: stored abstract of %d bytes, expected %d", page,
-                                                   (next + i) % layers, got[i]->size(), abstract_bytes));
-      }
-      abstracts[next + i] = std::move(*got[i]);
     }
-    next += n;
+    if (status.ok()) {
+      const int32_t n = static_cast<int32_t>(got->num_nodes);
+      for (int32_t l = 0; l < layers; ++l) {
+        for (int32_t i = 0; i < n; ++i) {
+          // Arena blocks are page-aligned and every abstract is a multiple of 4 bytes: floats.
+          const auto* a = reinterpret_cast<const float*>(got->data[static_cast<size_t>(i) * layers + l]);
+          pyramids_[l].AddPage(complete + i, a, a + heads_floats);
+          page_tables_[l].push_back(-1);
+          PageState st;
+          st.stored = true;
+          page_state_[l].push_back(st);
+        }
+      }
+      complete += n;
+      status = store.Release({got->lease_id});
+    } else if (got.ok()) {
+      (void)store.Release({got->lease_id});  // the reply's error is the one to report
+    }
+    if (!status.ok()) {
+      if (complete == 0) return status;  // nothing of this sequence changed
+      LEOAM_LOG(WARNING, "prefix restore stops at page %d of %d: %s", complete, pages, status.ToString());
+      break;
+    }
+    if (!got->limited || got->num_nodes == 0) break;
   }
   pages = complete;
   if (pages == 0) {
     restore.seconds = absl::ToDoubleSeconds(absl::Now() - start);
     return restore;
   }
-
-  std::vector<float> mn(heads_floats), mx(heads_floats);
-  for (int32_t l = 0; l < layers; ++l) {
-    for (int32_t p = 0; p < pages; ++p) {
-      const std::string& a = abstracts[static_cast<size_t>(p) * layers + l];
-      std::memcpy(mn.data(), a.data(), heads_floats * sizeof(float));
-      std::memcpy(mx.data(), a.data() + heads_floats * sizeof(float), heads_floats * sizeof(float));
-      pyramids_[l].AddPage(p, mn.data(), mx.data());
-      page_tables_[l].push_back(-1);
-      PageState st;
-      st.stored = true;
-      page_state_[l].push_back(st);
-    }
-    length_[l] = pages * ps;
-  }
+  for (int32_t l = 0; l < layers; ++l) length_[l] = pages * ps;
   tokens_.assign(prompt.begin(), prompt.begin() + static_cast<size_t>(pages) * ps);
   page_keys_.assign(chain.begin(), chain.begin() + pages);
 

@@ -1,11 +1,16 @@
 #include "leoam/kvstore/kvstore_client.h"
 
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "grpcpp/grpcpp.h"
+#include "kvstore/fetch_channel_format.h"
+#include "kvstore/futex.h"
 #include "kvstore/shared_memory.h"
 #include "leoam/v1/kvstore.grpc.pb.h"
 
@@ -38,6 +43,20 @@ TierStats ToTier(const v1::TierStats& t) {
 
 }  // namespace
 
+// The client end of a fetch channel (kvstore/fetch_channel_format.h).
+struct ChannelEnd {
+  std::shared_ptr<SharedMemoryFile> arena;  // keeps the mapping alive while the channel is used
+  uint8_t* block = nullptr;
+  channel::Control* control = nullptr;
+  uint32_t max_pages = 0;
+  absl::Mutex use_mu;  // one request at a time in the slot
+};
+
+// How long a client spins for a completion before sleeping on the futex: the store serves a
+// 64-page fetch in ~10 us, a futex wakeup costs about as much.
+constexpr int64_t kClientSpinUs = 50;
+constexpr int64_t kClientSleepSliceUs = 100000;
+
 struct KvStoreClient::Impl {
   ClientOptions options;
   std::string fingerprint;
@@ -47,6 +66,95 @@ struct KvStoreClient::Impl {
   mutable absl::Mutex mu;
   HelloInfo hello ABSL_GUARDED_BY(mu);
   std::shared_ptr<SharedMemoryFile> arena ABSL_GUARDED_BY(mu);
+  std::shared_ptr<ChannelEnd> fetch_channel ABSL_GUARDED_BY(mu);
+  bool channel_refused ABSL_GUARDED_BY(mu) = false;  // the store said no (until the next Hello)
+  std::atomic<uint64_t> channel_calls{0};
+
+  // The open channel, opening one on first use; nullptr when there is none to use.
+  std::shared_ptr<ChannelEnd> Channel() {
+    std::string sid;
+    std::shared_ptr<SharedMemoryFile> mapped;
+    {
+      absl::MutexLock l(&mu);
+      if (fetch_channel != nullptr || channel_refused || !options.fetch_channel || arena == nullptr) return fetch_channel;
+      sid = hello.session_id;
+      mapped = arena;
+    }
+    v1::OpenFetchChannelRequest req;
+    req.set_session_id(sid);
+    v1::OpenFetchChannelResponse resp;
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    const grpc::Status s = stub->OpenFetchChannel(&ctx, req, &resp);
+    auto end = std::make_shared<ChannelEnd>();
+    bool ok = s.ok() && resp.format_version() == channel::kVersion && resp.max_pages() > 0 &&
+              resp.region().offset() <= mapped->size() &&
+              resp.region().length() <= mapped->size() - resp.region().offset() &&
+              resp.region().length() >= channel::BlockBytes(resp.max_pages());
+    if (ok) {
+      end->arena = mapped;
+      end->block = mapped->data() + resp.region().offset();
+      end->control = reinterpret_cast<channel::Control*>(end->block);
+      end->max_pages = resp.max_pages();
+      ok = SharedWord(end->control->magic).load(std::memory_order_acquire) == channel::kMagic &&
+           end->control->channel_id == resp.channel_id() && end->control->max_pages == resp.max_pages();
+    }
+    absl::MutexLock l(&mu);
+    if (arena != mapped) return nullptr;  // reconnected meanwhile
+    if (!ok) {
+      channel_refused = true;  // e.g. an older store, or its channel limit: gRPC it is
+      return nullptr;
+    }
+    if (fetch_channel == nullptr) fetch_channel = std::move(end);
+    return fetch_channel;
+  }
+  void DropChannel(const std::shared_ptr<ChannelEnd>& end) {
+    absl::MutexLock l(&mu);
+    if (fetch_channel == end) fetch_channel = nullptr;
+  }
+
+  // One request through the channel. nullopt: not sent (channel busy, closed or too small): use gRPC.
+  template <typename FillRequest>
+  std::optional<absl::Status> ChannelCall(const std::shared_ptr<ChannelEnd>& end, uint32_t op, uint32_t pages,
+                                          uint32_t releases, FillRequest fill, const char* rpc,
+                                          channel::ResponseHeader** response) {
+    if (pages > end->max_pages || releases > end->max_pages || !end->use_mu.TryLock()) return std::nullopt;
+    channel::Control* c = end->control;
+    if (SharedWord(c->closed).load(std::memory_order_acquire) != 0) {
+      end->use_mu.Unlock();
+      DropChannel(end);
+      return std::nullopt;
+    }
+    uint8_t* req = end->block + channel::kRequestOffset;
+    const channel::RequestHeader h{op, pages, releases, 0};
+    std::memcpy(req, &h, sizeof(h));
+    fill(req + sizeof(h));
+    const uint32_t seq = SharedWord(c->req_seq).load(std::memory_order_relaxed) + 1;
+    PublishAndWake(c->req_seq, seq, c->server_sleeping);
+    const int64_t deadline = MonotonicMicros() + absl::ToInt64Microseconds(options.rpc_timeout);
+    auto closed = [c] { return SharedWord(c->closed).load(std::memory_order_relaxed) != 0; };
+    const uint32_t got = WaitForChange(c->resp_seq, seq - 1, c->client_sleeping, kClientSpinUs, kClientSleepSliceUs,
+                                       deadline, closed);
+    if (got != seq) {
+      // No completion: the store closed the channel or is stuck. Never reuse this slot.
+      const bool was_closed = closed();
+      end->use_mu.Unlock();
+      DropChannel(end);
+      if (was_closed) {
+        return absl::UnavailableError(absl::StrFormat("kvstore %s: the fetch channel closed during the call", rpc));
+      }
+      return absl::DeadlineExceededError(absl::StrFormat("kvstore %s: no completion from the fetch channel", rpc));
+    }
+    *response = reinterpret_cast<channel::ResponseHeader*>(end->block + channel::ResponseOffset(end->max_pages));
+    channel_calls.fetch_add(1, std::memory_order_relaxed);
+    if ((*response)->code != 0) {
+      const std::string msg((*response)->message, std::min<size_t>((*response)->message_bytes, channel::kMessageBytes));
+      const auto code = static_cast<absl::StatusCode>((*response)->code);
+      end->use_mu.Unlock();
+      return absl::Status(code, absl::StrFormat("kvstore %s: %s", rpc, msg));
+    }
+    return absl::OkStatus();  // the caller reads the response, then unlocks use_mu
+  }
 
   void Prepare(grpc::ClientContext* ctx) const {
     ctx->set_deadline(std::chrono::system_clock::now() +
@@ -84,6 +192,8 @@ struct KvStoreClient::Impl {
       mapped = std::make_shared<SharedMemoryFile>(std::move(f));
     }
     absl::MutexLock lock(&mu);
+    fetch_channel = nullptr;
+    channel_refused = false;
     hello = HelloInfo{resp.session_id(), resp.server_instance_id(), resp.arena_path(), resp.arena_bytes(),
                       resp.lease_timeout_ms(), resp.max_pages_per_request(), resp.fingerprint_known()};
     arena = std::move(mapped);
@@ -118,6 +228,8 @@ HelloInfo KvStoreClient::hello() const {
 }
 
 uint8_t* KvStoreClient::arena_data() const { return impl_->base(); }
+
+uint64_t KvStoreClient::channel_calls() const { return impl_->channel_calls.load(std::memory_order_relaxed); }
 
 absl::StatusOr<size_t> KvStoreClient::PageBytes(PageEncoding encoding) const {
   const KvLayout& l = impl_->layout;
@@ -187,9 +299,82 @@ absl::StatusOr<std::vector<std::optional<std::string>>> KvStoreClient::GetAbstra
   return out;
 }
 
+absl::StatusOr<ChainAbstracts> KvStoreClient::GetChainAbstracts(absl::Span<const PageHash> chain) {
+  uint8_t* base = impl_->base();
+  if (base == nullptr) return absl::FailedPreconditionError("GetChainAbstracts needs the arena mapped (map_arena)");
+  const uint64_t arena_bytes = hello().arena_bytes;
+  v1::GetChainAbstractsRequest req;
+  req.set_session_id(impl_->session());
+  req.mutable_chain()->Reserve(static_cast<int>(chain.size()));
+  for (const PageHash& h : chain) req.add_chain(HashBytes(h));
+  v1::GetChainAbstractsResponse resp;
+  grpc::ClientContext ctx;
+  impl_->Prepare(&ctx);
+  RETURN_IF_ERROR(FromGrpc(impl_->stub->GetChainAbstracts(&ctx, req, &resp), "GetChainAbstracts"));
+  ChainAbstracts out;
+  out.num_nodes = resp.num_nodes();
+  out.limited = resp.limited();
+  out.lease_id = resp.lease_id();
+  const uint64_t region = resp.region().offset(), length = resp.region().length();
+  uint64_t sum = 0;
+  for (uint32_t len : resp.abstract_bytes()) sum += len;
+  const uint64_t expected = uint64_t{out.num_nodes} * impl_->layout.num_layers;
+  if (static_cast<uint64_t>(resp.abstract_bytes_size()) != expected || out.num_nodes > chain.size() ||
+      sum > length || region > arena_bytes || length > arena_bytes - region) {
+    return absl::InternalError(absl::StrFormat(
+        "kvstore GetChainAbstracts: malformed reply (%d nodes, %d lengths, %d bytes in a %d-byte region at %d)",
+        out.num_nodes, resp.abstract_bytes_size(), sum, length, region));
+  }
+  out.data.reserve(expected);
+  out.lengths.assign(resp.abstract_bytes().begin(), resp.abstract_bytes().end());
+  uint64_t at = region;
+  for (uint32_t len : out.lengths) {
+    out.data.push_back(base + at);
+    at += len;
+  }
+  return out;
+}
 
 absl::StatusOr<FetchResult> KvStoreClient::FetchPages(absl::Span<const PageRef> pages,
                                                       absl::Span<const uint64_t> release_lease_ids) {
+  if (std::shared_ptr<ChannelEnd> end = impl_->Channel()) {
+    std::vector<uint64_t> ids;
+    for (uint64_t id : release_lease_ids) {
+      if (id != 0) ids.push_back(id);
+    }
+    channel::ResponseHeader* r = nullptr;
+    std::optional<absl::Status> s = impl_->ChannelCall(
+        end, channel::kOpFetch, static_cast<uint32_t>(pages.size()), static_cast<uint32_t>(ids.size()),
+        [&](uint8_t* p) {
+          std::memcpy(p, ids.data(), ids.size() * sizeof(uint64_t));
+          auto* keys = reinterpret_cast<channel::PageKeyWire*>(p + ids.size() * sizeof(uint64_t));
+          for (size_t i = 0; i < pages.size(); ++i) {
+            std::memcpy(keys[i].hash, pages[i].hash.data(), sizeof(keys[i].hash));
+            keys[i].layer = pages[i].layer;
+          }
+        },
+        "FetchPages", &r);
+    if (s.has_value()) {
+      if (!s->ok()) return *s;
+      FetchResult out;
+      out.lease_id = r->lease_id;
+      const auto* d = reinterpret_cast<const channel::DescriptorWire*>(r + 1);
+      const uint32_t n = std::min<uint32_t>(r->num_pages, static_cast<uint32_t>(pages.size()));
+      const uint8_t* base = end->arena->data();
+      out.pages.resize(n);
+      for (uint32_t i = 0; i < n; ++i) {
+        FetchedPage& p = out.pages[i];
+        p.found = d[i].found != 0;
+        p.from_disk = d[i].tier == v1::TIER_DISK;
+        p.encoding = static_cast<PageEncoding>(d[i].encoding);
+        p.offset = p.found ? d[i].offset : 0;
+        p.length = p.found ? d[i].length : 0;
+        p.data = p.found ? base + d[i].offset : nullptr;
+      }
+      end->use_mu.Unlock();
+      return out;
+    }
+  }
   v1::FetchPagesRequest req;
   req.set_session_id(impl_->session());
   for (uint64_t id : release_lease_ids) {
@@ -258,6 +443,19 @@ absl::Status KvStoreClient::Release(absl::Span<const uint64_t> lease_ids, absl::
   }
   for (uint64_t off : staging_offsets) req.add_staging_offsets(off);
   if (req.lease_ids_size() == 0 && req.staging_offsets_size() == 0) return absl::OkStatus();
+  if (staging_offsets.empty()) {
+    if (std::shared_ptr<ChannelEnd> end = impl_->Channel()) {
+      channel::ResponseHeader* r = nullptr;
+      std::optional<absl::Status> s = impl_->ChannelCall(
+          end, channel::kOpRelease, 0, static_cast<uint32_t>(req.lease_ids_size()),
+          [&](uint8_t* p) { std::memcpy(p, req.lease_ids().data(), req.lease_ids_size() * sizeof(uint64_t)); },
+          "Release", &r);
+      if (s.has_value()) {
+        if (s->ok()) end->use_mu.Unlock();
+        return *s;
+      }
+    }
+  }
   v1::ReleaseResponse resp;
   grpc::ClientContext ctx;
   impl_->Prepare(&ctx);
@@ -279,6 +477,9 @@ absl::StatusOr<StoreStats> KvStoreClient::Stats() {
   s.chain_nodes = resp.chain_nodes();
   s.sessions = resp.sessions();
   s.leases = resp.leases();
+  s.abstract_cache_bytes = resp.abstract_cache_bytes();
+  s.abstract_cache_entries = resp.abstract_cache_entries();
+  s.fetch_channels = resp.fetch_channels();
   return s;
 }
 

@@ -2,6 +2,8 @@
 // pages of other encodings, each checked against its own size), through memory, inline fetch and,
 // after a restart, the disk tier.
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/kvstore/kvstore_process.h"
@@ -16,9 +18,10 @@ KvLayout F32Layout() {
   return l;
 }
 
-std::unique_ptr<KvStoreClient> Connect(const KvStoreProcess& p, const KvLayout& layout) {
+std::unique_ptr<KvStoreClient> Connect(const KvStoreProcess& p, const KvLayout& layout, bool fetch_channel = true) {
   ClientOptions o;
   o.target = p.target();
+  o.fetch_channel = fetch_channel;
   o.client_name = "client-test";
   auto c = KvStoreClient::Connect(o, "model-f32", layout);
   EXPECT_TRUE(c.ok()) << c.status();
@@ -114,6 +117,104 @@ TEST(KvStoreClientTest, F32LayoutPagesOfEveryEncodingRoundTripAndPersist) {
   o.target = (*proc)->target();
   EXPECT_EQ(KvStoreClient::Connect(o, "model-f32", TestLayout()).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+// FetchPages / Release through the fetch channel give what the RPCs give: the same pages at the
+// same arena offsets, the same error codes, and GetChainAbstracts hands out every layer's abstract.
+TEST(KvStoreClientTest, FetchChannelServesLikeTheRpcs) {
+  leoam::testing::TempDir dir;
+  auto proc = KvStoreProcess::Start({dir.path(), {}});
+  ASSERT_TRUE(proc.ok()) << proc.status();
+  auto fast = Connect(**proc, F32Layout());
+  auto rpc = Connect(**proc, F32Layout(), /*fetch_channel=*/false);
+  ASSERT_NE(fast, nullptr);
+  ASSERT_NE(rpc, nullptr);
+  std::vector<uint64_t> sizes(2 * kNodes, *fast->PageBytes(PageEncoding::kF32));
+  auto bufs = fast->AllocStaging(sizes);
+  ASSERT_TRUE(bufs.ok()) << bufs.status();
+  std::vector<PagePut> puts;
+  std::vector<PageRef> refs;
+  for (uint32_t n = 0; n < kNodes; ++n) {
+    for (uint32_t layer = 0; layer < 2; ++layer) {
+      const StagingBuffer& b = (*bufs)[puts.size()];
+      FillPayload(9, n, layer, b.data, b.length);
+      PagePut p;
+      p.hash = ChainHash(9, n);
+      if (n > 0) p.parent = ChainHash(9, n - 1);
+      p.layer = layer;
+      p.encoding = PageEncoding::kF32;
+      p.staging_offset = b.offset;
+      p.length = b.length;
+      p.abstract = "abstract " + std::to_string(n) + "/" + std::to_string(layer);
+      puts.push_back(p);
+      refs.push_back(PageRef{p.hash, layer});
+    }
+  }
+  ASSERT_TRUE(fast->PutPages(puts).ok());
+  refs.push_back(PageRef{ChainHash(9, 999), 0});  // not stored
+
+  auto a = fast->FetchPages(refs);
+  auto b = rpc->FetchPages(refs);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_GT(fast->channel_calls(), 0u);
+  EXPECT_EQ(rpc->channel_calls(), 0u);
+  ASSERT_EQ(a->pages.size(), refs.size());
+  ASSERT_EQ(b->pages.size(), refs.size());
+  for (size_t i = 0; i < refs.size(); ++i) {
+    EXPECT_EQ(a->pages[i].found, b->pages[i].found) << i;
+    if (!a->pages[i].found) continue;
+    EXPECT_EQ(a->pages[i].offset, b->pages[i].offset) << i;
+    EXPECT_EQ(a->pages[i].length, b->pages[i].length) << i;
+    EXPECT_EQ(a->pages[i].encoding, b->pages[i].encoding) << i;
+    EXPECT_TRUE(PayloadMatches(9, static_cast<uint32_t>(i / 2), static_cast<uint32_t>(i % 2), a->pages[i].data,
+                               a->pages[i].length));
+  }
+  EXPECT_FALSE(a->pages.back().found);
+  EXPECT_EQ(fast->Stats()->leases, 2u);
+  EXPECT_EQ(fast->Stats()->fetch_channels, 1u);  // the gRPC-only client opened none
+
+  // Errors: the same codes both ways, and nothing released or leased by a failed call.
+  const std::vector<PageRef> bad_layer = {PageRef{ChainHash(9, 0), 7}};
+  EXPECT_EQ(fast->FetchPages(bad_layer).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(rpc->FetchPages(bad_layer).status().code(), absl::StatusCode::kInvalidArgument);
+  const uint64_t unknown[] = {a->lease_id + b->lease_id + 1000};
+  EXPECT_EQ(fast->FetchPages(refs, unknown).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(rpc->FetchPages(refs, unknown).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(fast->Release(unknown).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(rpc->Release(unknown).code(), absl::StatusCode::kNotFound);
+  // Another session's lease is unknown to this one, through the channel as through gRPC.
+  EXPECT_EQ(fast->Release({b->lease_id}).code(), absl::StatusCode::kNotFound);
+  const std::vector<PageRef> too_many(fast->hello().max_pages_per_request + 1, refs[0]);
+  EXPECT_EQ(fast->FetchPages(too_many).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(fast->Stats()->leases, 2u);
+  // A fetch that ends the previous lease, then the explicit Releases.
+  auto c = fast->FetchPages({refs[0]}, {a->lease_id});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(fast->Stats()->leases, 2u);
+  EXPECT_TRUE(fast->Release({c->lease_id}).ok());
+  EXPECT_TRUE(rpc->Release({b->lease_id}).ok());
+  EXPECT_EQ(fast->Stats()->leases, 0u);
+
+  // Every layer's abstract of the chain, in the arena.
+  std::vector<PageHash> chain;
+  for (uint32_t n = 0; n < kNodes; ++n) chain.push_back(ChainHash(9, n));
+  chain.push_back(ChainHash(9, 999));
+  auto abs = fast->GetChainAbstracts(chain);
+  ASSERT_TRUE(abs.ok()) << abs.status();
+  EXPECT_EQ(abs->num_nodes, kNodes);
+  EXPECT_FALSE(abs->limited);
+  ASSERT_EQ(abs->data.size(), 2 * kNodes);
+  for (size_t i = 0; i < abs->data.size(); ++i) {
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(abs->data[i]), abs->lengths[i]), puts[i].abstract) << i;
+  }
+  EXPECT_TRUE(fast->Release({abs->lease_id}).ok());
+  ClientOptions remote;
+  remote.target = (*proc)->target();
+  remote.map_arena = false;
+  auto unmapped = KvStoreClient::Connect(remote, "model-f32", F32Layout());
+  ASSERT_TRUE(unmapped.ok());
+  EXPECT_EQ((*unmapped)->GetChainAbstracts(chain).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

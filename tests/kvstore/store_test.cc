@@ -9,118 +9,10 @@
 #include <thread>
 
 #include "gtest/gtest.h"
-#include "tests/testing/temp_dir.h"
+#include "tests/kvstore/store_fixture.h"
 
 namespace leoam::kvstore {
 namespace {
-
-constexpr uint64_t kPageBytes = 2 * 16 * 2 * 32 * 2;  // fp16 page of the layout below
-
-std::string Hash(uint8_t chain, uint8_t pos) {
-  std::string h(16, '\0');
-  h[0] = static_cast<char>(chain);
-  h[1] = static_cast<char>(pos);
-  h[15] = 1;
-  return h;
-}
-
-class StoreTest : public ::testing::Test {
- protected:
-  void SetUp() override { Open(); }
-
-  void Open(absl::Duration lease_timeout = absl::Seconds(60)) {
-    store_.reset();
-    StoreOptions o;
-    o.data_dir = dir_.File("data");
-    o.arena_bytes = 4 << 20;
-    o.memory_limit_bytes = 64 * kPageBytes;
-    o.lease_timeout = lease_timeout;
-    auto s = Store::Open(o);
-    ASSERT_TRUE(s.ok()) << s.status();
-    store_ = std::move(*s);
-    auto arena = SharedMemoryFile::Open(store_->arena_path());
-    ASSERT_TRUE(arena.ok());
-    arena_ = std::move(*arena);
-    session_ = Hello("model").session_id();
-  }
-
-  v1::HelloResponse Hello(const std::string& fp, uint32_t heads = 2, absl::Status* status = nullptr,
-                          v1::KvDtype dtype = v1::KV_DTYPE_F16) {
-    v1::HelloRequest req;
-    req.set_protocol_version(kProtocolVersion);
-    req.set_model_fingerprint(fp);
-    req.mutable_layout()->set_num_layers(2);
-    req.mutable_layout()->set_page_size(16);
-    req.mutable_layout()->set_num_kv_heads(heads);
-    req.mutable_layout()->set_head_dim(32);
-    req.mutable_layout()->set_dtype(dtype);
-    v1::HelloResponse resp;
-    absl::Status s = store_->Hello(req, &resp);
-    if (status != nullptr) *status = s;
-    else EXPECT_TRUE(s.ok()) << s;
-    return resp;
-  }
-
-  // Puts nodes [0, n) of chain c, both layers, page bytes filled with (c, pos, layer).
-  absl::Status PutChain(uint8_t c, uint8_t n, uint8_t first = 0) {
-    v1::AllocStagingRequest areq;
-    areq.set_session_id(session_);
-    for (int i = 0; i < 2 * (n - first); ++i) areq.add_sizes(kPageBytes);
-    v1::AllocStagingResponse aresp;
-    absl::Status s = store_->AllocStaging(areq, &aresp);
-    if (!s.ok()) return s;
-    v1::PutPagesRequest req;
-    req.set_session_id(session_);
-    int b = 0;
-    for (uint8_t pos = first; pos < n; ++pos) {
-      for (uint32_t layer = 0; layer < 2; ++layer, ++b) {
-        const uint64_t off = aresp.buffers(b).offset();
-        std::memset(arena_.data() + off, c * 16 + pos * 2 + layer, kPageBytes);
-        v1::PutPage* p = req.add_pages();
-        p->set_hash(Hash(c, pos));
-        if (pos > 0) p->set_parent_hash(Hash(c, pos - 1));
-        p->set_layer(layer);
-        p->set_encoding(v1::PAGE_ENCODING_FP16);
-        p->set_staging_offset(off);
-        p->set_length(kPageBytes);
-        p->set_abstract("abs");
-      }
-    }
-    v1::PutPagesResponse resp;
-    return store_->PutPages(req, &resp);
-  }
-
-  v1::FetchPagesResponse Fetch(uint8_t c, uint8_t pos, uint32_t layer) {
-    v1::FetchPagesRequest req;
-    req.set_session_id(session_);
-    v1::PageKey* k = req.add_pages();
-    k->set_hash(Hash(c, pos));
-    k->set_layer(layer);
-    v1::FetchPagesResponse resp;
-    EXPECT_TRUE(store_->FetchPages(req, &resp).ok());
-    return resp;
-  }
-
-  uint32_t Present(uint8_t c, uint8_t n) {
-    v1::LookupPrefixRequest req;
-    req.set_session_id(session_);
-    for (uint8_t i = 0; i < n; ++i) req.add_chain(Hash(c, i));
-    v1::LookupPrefixResponse resp;
-    EXPECT_TRUE(store_->LookupPrefix(req, &resp).ok());
-    return resp.num_present();
-  }
-
-  v1::StatsResponse Stats() {
-    v1::StatsResponse resp;
-    EXPECT_TRUE(store_->Stats(v1::StatsRequest(), &resp).ok());
-    return resp;
-  }
-
-  leoam::testing::TempDir dir_;
-  std::unique_ptr<Store> store_;
-  SharedMemoryFile arena_;
-  std::string session_;
-};
 
 TEST_F(StoreTest, HelloRejectsWrongVersionAndLayoutMismatch) {
   v1::HelloRequest req;
@@ -245,6 +137,46 @@ TEST_F(StoreTest, FetchFromDiskAfterRestartAndPrefetchWarmsMemory) {
   // The load is asynchronous: wait (bounded) until the page is in memory.
   for (int i = 0; i < 500 && Stats().memory().pages() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   EXPECT_EQ(Fetch(3, 6, 0).pages(0).tier(), v1::TIER_MEMORY);
+}
+
+// With readahead, a fetch that streams a chain from disk loads the chain's next nodes (same layers)
+// in the background; a fetch of scattered pages does not.
+TEST_F(StoreTest, ReadaheadFollowsAChainStreamedFromDisk) {
+  ASSERT_TRUE(PutChain(6, 10).ok());
+  Open(absl::Seconds(60), 64ull << 20, /*readahead_pages=*/4);
+  v1::FetchPagesRequest req;
+  req.set_session_id(session_);
+  for (uint8_t pos : {0, 1}) {
+    v1::PageKey* k = req.add_pages();
+    k->set_hash(Hash(6, pos));
+    k->set_layer(0);
+  }
+  v1::FetchPagesResponse resp;
+  ASSERT_TRUE(store_->FetchPages(req, &resp).ok());
+  EXPECT_EQ(resp.pages(0).tier(), v1::TIER_DISK);
+  // Two pages read: nodes 2 and 3, layer 0, follow in the background.
+  for (int i = 0; i < 1000 && Stats().memory().pages() < 4; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(Stats().memory().pages(), 4u);
+  EXPECT_EQ(Fetch(6, 2, 0).pages(0).tier(), v1::TIER_MEMORY);
+  EXPECT_EQ(Fetch(6, 3, 0).pages(0).tier(), v1::TIER_MEMORY);
+  // Pages the readahead brought in count as streamed: fetching them reads on (nodes 4, 5).
+  for (int i = 0; i < 1000 && Stats().memory().pages() < 6; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  EXPECT_EQ(Fetch(6, 4, 0).pages(0).tier(), v1::TIER_MEMORY);
+  EXPECT_EQ(Fetch(6, 5, 0).pages(0).tier(), v1::TIER_MEMORY);
+
+  // Scattered pages (nodes 7 and 9) after a restart: no readahead.
+  Open(absl::Seconds(60), 64ull << 20, /*readahead_pages=*/4);
+  req.set_session_id(session_);
+  req.clear_pages();
+  for (uint8_t pos : {7, 9}) {
+    v1::PageKey* k = req.add_pages();
+    k->set_hash(Hash(6, pos));
+    k->set_layer(1);
+  }
+  ASSERT_TRUE(store_->FetchPages(req, &resp).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Stats().memory().pages(), 2u);
+  EXPECT_EQ(Fetch(6, 8, 1).pages(0).tier(), v1::TIER_DISK);
 }
 
 // A fetch of pages that a Prefetch is loading waits for that load instead of reading them again.

@@ -45,6 +45,10 @@ struct ClientOptions {
   std::string client_name = "leoam-compute";        // shows in the store's log
   absl::Duration rpc_timeout = absl::Seconds(30);   // deadline of each call
   bool map_arena = true;                            // false for remote (TCP) clients: inline fetch only
+  // FetchPages and Release go through a fetch channel (a request/completion slot in the arena,
+  // futex doorbells: no gRPC round trip) when the store grants one; gRPC otherwise, and for calls
+  // made while another thread of this client is using the channel.
+  bool fetch_channel = true;
 };
 
 struct PageRef {
@@ -83,6 +87,15 @@ struct FetchedPage {
   std::string inline_payload;     // only from FetchPagesInline
 };
 
+// Abstracts of a chain's leading nodes, every layer, in the arena (GetChainAbstracts).
+struct ChainAbstracts {
+  uint32_t num_nodes = 0;   // leading hashes whose every layer is here
+  bool limited = false;     // stopped at the reply size limit: ask again from chain[num_nodes]
+  uint64_t lease_id = 0;    // pins the bytes; Release it once read (0: nothing pinned)
+  std::vector<const uint8_t*> data;  // [node * num_layers + layer], in the arena
+  std::vector<uint32_t> lengths;     // same order
+};
+
 struct FetchResult {
   uint64_t lease_id = 0;  // 0 when nothing was found
   std::vector<FetchedPage> pages;
@@ -109,6 +122,8 @@ struct StoreStats {
   TierStats disk;
   uint64_t arena_bytes = 0, staging_bytes = 0, arena_used_bytes = 0, chain_nodes = 0;
   uint32_t sessions = 0, leases = 0;
+  uint64_t abstract_cache_bytes = 0, abstract_cache_entries = 0;  // abstracts kept in the store's memory
+  uint32_t fetch_channels = 0;                                    // open fetch channels
 };
 
 struct HelloInfo {
@@ -137,6 +152,9 @@ class KvStoreClient {
   absl::StatusOr<PutResult> PutPages(absl::Span<const PagePut> pages);
   // One entry per key: the abstract, or nullopt if the page is not stored.
   absl::StatusOr<std::vector<std::optional<std::string>>> GetAbstracts(absl::Span<const PageRef> pages);
+  // Abstracts of every layer of chain's leading stored nodes, through the arena (needs it mapped):
+  // one round trip and no copy of the bytes into a message. Release(result.lease_id) when read.
+  absl::StatusOr<ChainAbstracts> GetChainAbstracts(absl::Span<const PageHash> chain);
   // release_lease_ids: leases to end first (as Release does, in the same round trip), e.g. the
   // previous batch's once it is copied. If one is unknown the call fails and nothing changes.
   absl::StatusOr<FetchResult> FetchPages(absl::Span<const PageRef> pages,
@@ -157,6 +175,8 @@ class KvStoreClient {
   absl::StatusOr<size_t> MaxPageBytes() const { return PageBytes(codec::kLargestPageEncoding); }
   HelloInfo hello() const;
   uint8_t* arena_data() const;
+  // Calls served by the fetch channel so far (the rest went over gRPC).
+  uint64_t channel_calls() const;
 
  private:
   struct Impl;
