@@ -8,7 +8,8 @@
 // offload-all fetches every page of every layer at every step). Reports ms/token, KV tokens
 // attended per layer-step, device cache hit rate and the bytes fetched per decode step from each
 // tier of the store, plus the synchronous fetch (stall) time, the prefetch (DTP) hits and the
-// per-layer policy probe time. Mode suffixes: +nopf (prefetch off), +comp (dynamic compression).
+// per-layer policy probe time. Mode suffixes: +nopf (prefetch off), +comp (dynamic compression),
+// +re (online re-estimation of leoam's policies; its time per step is reported).
 // Paged modes after the first restore the prompt from the store (prefix reuse). Prints a markdown table.
 //
 //   leoam-kvstore --listen unix:///tmp/kv/kv.sock --data_dir /tmp/kv/data --arena_size 2GiB &
@@ -40,7 +41,8 @@ ABSL_FLAG(std::string, modes, "dense,offload-all,quest,leoam",
           "Comma-separated modes: dense, offload-all, quest, leoam (adaptive per layer: layers with flat attention "
           "run dense, on top of the budget), leoam-eq (adaptive, total over layers kept at layers x budget), "
           "leoam-fixed (no per-layer adaptivity). Suffixes (combinable): +nopf (no prefetch: the DTP ablation), "
-          "+comp (dynamic page compression), e.g. leoam+nopf, offload-all+comp.");
+          "+comp (dynamic page compression), +re (leoam: online re-estimation of the per-layer policies), e.g. "
+          "leoam+nopf, offload-all+comp, leoam-eq+re.");
 ABSL_FLAG(bool, reuse_prefix, true,
           "Paged modes after the first restore the prompt from the store (prefix reuse) instead of recomputing it; "
           "decode is unaffected (the restored pages are exactly the computed ones).");
@@ -88,8 +90,8 @@ absl::Status Run() {
   std::printf("| context | mode | KV MiB | device MiB | decode ms/token | vs offload-all | attended tok/layer-step | "
               "hit rate | fetched MiB/step (mem) | fetched MiB/step (disk) | written MiB/step | stall ms/step "
               "(of it RPC) | "
-              "prefetch hits / misses | prefill s (cached tok) | policy probe s |\n");
-  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+              "prefetch hits / misses | prefill s (cached tok) | policy probe s | re-estimation ms/step |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (absl::string_view ctx_text : absl::StrSplit(absl::GetFlag(FLAGS_contexts), ',')) {
     int32_t context = 0;
     if (!absl::SimpleAtoi(ctx_text, &context) || context <= 0) return absl::InvalidArgumentError("--contexts");
@@ -105,10 +107,12 @@ absl::Status Run() {
     for (absl::string_view mode_name : absl::StrSplit(absl::GetFlag(FLAGS_modes), ',')) {
       std::vector<std::string> parts = absl::StrSplit(mode_name, '+');
       const std::string base = parts[0];
-      bool no_prefetch = false, compress = false;
+      bool no_prefetch = false, compress = false, reestimate = false;
       for (size_t i = 1; i < parts.size(); ++i) {
         if (parts[i] == "nopf") {
           no_prefetch = true;
+        } else if (parts[i] == "re") {
+          reestimate = true;
         } else if (parts[i] == "comp") {
           compress = true;
         } else {
@@ -133,6 +137,7 @@ absl::Status Run() {
         paged.selection.adaptive = !fixed;
         paged.prefetch = !no_prefetch;
         paged.compression.enabled = compress;
+        paged.reestimation.enabled = reestimate;
         options.paged_kv = paged;
         options.reuse_prefix = absl::GetFlag(FLAGS_reuse_prefix);
       }
@@ -146,7 +151,7 @@ absl::Status Run() {
       const double attended = paged && st.selections > 0 ? static_cast<double>(st.tokens_attended) / st.selections
                                                          : context + generate / 2.0;
       const int64_t looked = st.cache_hits + st.cache_misses;
-      std::printf("| %d | %s | %.0f | %s | %.1f | %s | %.0f | %s | %.2f | %.2f | %.2f | %.2f (%.2f) | %s | %.1f (%d) | %.1f |\n",
+      std::printf("| %d | %s | %.0f | %s | %.1f | %s | %.0f | %s | %.2f | %.2f | %.2f | %.2f (%.2f) | %s | %.1f (%d) | %.1f | %s |\n",
                   context,
                   std::string(mode_name).c_str(), kv_bytes / MiB,
                   paged ? absl::StrFormat("%.0f", device_bytes / MiB).c_str() : "all",
@@ -156,7 +161,10 @@ absl::Status Run() {
                   st.bytes_written / MiB / steps, st.fetch_stall_seconds * 1e3 / steps,
                   st.fetch_rpc_seconds * 1e3 / steps,
                   paged ? absl::StrFormat("%d / %d", st.prefetch_hits, st.cache_misses).c_str() : "-",
-                  r.prefill_seconds, r.prefix.cached_tokens, r.policy_seconds);
+                  r.prefill_seconds, r.prefix.cached_tokens, r.policy_seconds,
+                  reestimate ? absl::StrFormat("%.2f (%d obs)", st.reestimate_seconds * 1e3 / steps,
+                                               st.reestimate_observations).c_str()
+                             : "-");
       std::fflush(stdout);
     }
   }

@@ -12,10 +12,12 @@
 // TTFT = prefill_seconds of Generate with max_tokens 1 (restore included). Prints a markdown table.
 //
 //   leoam-kvstore --listen unix:///tmp/kv/mem.sock --data-dir /tmp/kv/mem --arena-size 3GiB &
-//   leoam-kvstore --listen unix:///tmp/kv/disk.sock --data-dir /tmp/kv/disk --arena-size 512MiB \
-//       --memory-limit 16MiB &
-//   leoam-bench-prefix --model llama124m.gguf --kvstore unix:///tmp/kv/mem.sock \
-//       --kvstore-disk unix:///tmp/kv/disk.sock --contexts 4096,8192
+//   leoam-kvstore --listen unix:///tmp/kv/disk.sock --data-dir /tmp/kv/disk --arena-size 512MiB
+//       --memory-limit 16MiB &   (one command line)
+//   leoam-bench-prefix --model llama124m.gguf --kvstore unix:///tmp/kv/mem.sock
+//       --kvstore-disk unix:///tmp/kv/disk.sock --contexts 4096,8192   (one command line)
+// The tiered recompute runs the prompt in --prefill-order (auto: layer-major when the prompt's KV
+// exceeds the device budget, see GenerateOptions::prefill_order); the label says which ran.
 #include <cstdio>
 #include <memory>
 #include <random>
@@ -47,6 +49,8 @@ ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: LEOAM_THREADS or every CPU).");
 ABSL_FLAG(int32_t, prefill_chunk, 512, "Prompt tokens per forward pass.");
 ABSL_FLAG(int64_t, seed, 1, "Seed of the random prompt.");
 ABSL_FLAG(bool, skip_dense, false, "Leave out the dense recompute row.");
+ABSL_FLAG(std::string, prefill_order, "auto",
+          "Order of the tiered rows' prompt: auto, layer-major or token-major (GenerateOptions::prefill_order).");
 
 namespace leoam {
 namespace {
@@ -68,6 +72,7 @@ absl::Status Run() {
   const ModelConfig& c = model->config();
   const int32_t page_size = absl::GetFlag(FLAGS_page_size);
   ASSIGN_OR_RETURN(const SelectionMode mode, ParseSelectionMode(absl::GetFlag(FLAGS_mode)));
+  ASSIGN_OR_RETURN(const PrefillOrder prefill_order, ParsePrefillOrder(absl::GetFlag(FLAGS_prefill_order)));
   const Hash128 fingerprint = ModelFingerprint(GgufContentHash(model->file()), c, {.page_size = page_size});
   std::vector<Store> stores;
   for (const auto& [label, target] : {std::pair<std::string, std::string>{"memory", absl::GetFlag(FLAGS_kvstore)},
@@ -130,9 +135,12 @@ absl::Status Run() {
       paged.kvstore = store.client.get();
       paged.fingerprint = fingerprint;
       options.paged_kv = paged;
+      options.prefill_order = prefill_order;
       ASSIGN_OR_RETURN(GenerateResult first, Generate(*model, nullptr, prompt, options));
       if (first.prefix.cached_tokens != 0) return absl::InternalError("the store held the prompt after DropAll");
-      row(absl::StrFormat("recompute (tiered, %s store)", store.label), first);
+      row(absl::StrFormat("recompute (tiered, %s, %s store)", first.layer_major_prefill ? "layer-major" : "token-major",
+                          store.label),
+          first);
       ASSIGN_OR_RETURN(GenerateResult second, Generate(*model, nullptr, prompt, options));
       if (first.tokens != second.tokens) {
         return absl::InternalError("the restored prefix gave another first token than computing it");

@@ -41,7 +41,8 @@ ABSL_FLAG(std::string, modes, "quest,leoam,leoam-eq,leoam-fixed",
           "leoam-eq (adaptive, total over layers kept at layers x budget), leoam-fixed (no per-layer "
           "adaptivity: every layer sparse at the base budget). Suffix +tier: tiered through --kvstore (pages beyond "
           "the device budget fetched back; must equal the plain mode); +comp: tiered with dynamic page compression "
-          "(its quality cost).");
+          "(its quality cost); +re: online re-estimation of the per-layer policies (leoam modes; combinable, e.g. "
+          "leoam-eq+re+tier).");
 ABSL_FLAG(int32_t, page_size, 16, "Tokens per page.");
 ABSL_FLAG(std::string, prompt, "model",
           "Prompt source: model (BOS + tokens sampled from the model at temperature 1) or random (uniform ids).");
@@ -55,6 +56,14 @@ ABSL_FLAG(std::string, kvstore, "",
 ABSL_FLAG(double, device_fraction, 0.25, "+tier / +comp modes: device page budget as a fraction of the KV.");
 ABSL_FLAG(double, fp16_gap, 2.0, "+comp: pages within this many logits of the layer's top bound are stored fp16.");
 ABSL_FLAG(double, int8_gap, 6.0, "+comp: ... within this many int8, the rest int4.");
+ABSL_FLAG(int32_t, re_interval, 8, "+re: decode steps between two observations of a layer.");
+ABSL_FLAG(double, re_smoothing, 0.3, "+re: weight of a new observation in the moving averages.");
+ABSL_FLAG(int32_t, re_dense_interval, 32, "+re: decode steps between two observations of a dense layer.");
+ABSL_FLAG(bool, re_start_level, true, "+re: let re-estimation set start levels (false: the ablation).");
+ABSL_FLAG(bool, re_budget, true, "+re: let re-estimation move budget between layers (false: the ablation).");
+ABSL_FLAG(bool, layer_report, false,
+          "After the table, per row and layer: attention mass captured, mass in the top 10% of pages, and (leoam) "
+          "the final policy (dense / budget scale / start level).");
 
 namespace leoam {
 namespace {
@@ -103,7 +112,11 @@ absl::StatusOr<std::vector<int32_t>> MakePrompt(LlamaModel& model, int32_t lengt
 struct Row {
   std::string mode, budget;
   double agree = 0, kl = 0, mass = 0, attended = 0, context = 0, abstracts = 0;
+  double oracle = 0, top_tenth = 0;  // best pages of the selected count; top 10% of the pages
+  double re_ms_per_step = -1;        // +re: re-estimation time per decode step (all layers)
   int dense_layers = -1;
+  std::vector<double> layer_mass, layer_top_tenth;  // per layer, means over its selections
+  std::vector<LayerPolicy> policies;                // leoam: the final policies
   std::string stored = "-";  // tiered: bytes written vs f32, and the encoding mix
 };
 
@@ -161,10 +174,17 @@ absl::Status Run() {
       RETURN_IF_ERROR(ParseBudget(std::string(budget), o));
       const std::vector<std::string> parts = absl::StrSplit(mode_name, '+');
       const std::string base = parts[0];
-      const bool tier = parts.size() == 2 && (parts[1] == "tier" || parts[1] == "comp");
-      const bool comp = tier && parts[1] == "comp";
-      if (parts.size() > 2 || (parts.size() == 2 && !tier)) {
-        return absl::InvalidArgumentError(absl::StrCat("--modes: bad suffix in ", mode_name));
+      bool tier = false, comp = false, re = false;
+      for (size_t i = 1; i < parts.size(); ++i) {
+        if (parts[i] == "tier") {
+          tier = true;
+        } else if (parts[i] == "comp") {
+          tier = comp = true;
+        } else if (parts[i] == "re") {
+          re = true;
+        } else {
+          return absl::InvalidArgumentError(absl::StrCat("--modes: bad suffix '", parts[i], "' in ", mode_name));
+        }
       }
       if (tier && clients[0] == nullptr) return absl::InvalidArgumentError("+tier / +comp modes need --kvstore");
       const bool fixed = base == "leoam-fixed";
@@ -172,6 +192,15 @@ absl::Status Run() {
       ASSIGN_OR_RETURN(o.mode, ParseSelectionMode(fixed || equal ? "leoam" : base));
       o.selection.adaptive = !fixed;
       o.selection.equal_total_budget = equal;
+      if (re) {
+        if (o.mode != SelectionMode::kLeoam) return absl::InvalidArgumentError("+re needs a leoam mode");
+        o.reestimation.enabled = true;
+        o.reestimation.interval = absl::GetFlag(FLAGS_re_interval);
+        o.reestimation.dense_interval = absl::GetFlag(FLAGS_re_dense_interval);
+        o.reestimation.smoothing = static_cast<float>(absl::GetFlag(FLAGS_re_smoothing));
+        o.reestimation.adjust_start_level = absl::GetFlag(FLAGS_re_start_level);
+        o.reestimation.move_budget = absl::GetFlag(FLAGS_re_budget);
+      }
       if (tier) {
         const int64_t pages = (context + o.page_size - 1) / o.page_size;
         o.device_budget_bytes = static_cast<int64_t>(pages * c.num_layers * 2 * int64_t{o.page_size} * c.kv_dim() *
@@ -215,7 +244,16 @@ absl::Status Run() {
       row.attended = st.tokens_attended / n;
       row.context = st.context_tokens / n;
       row.abstracts = st.counters.abstracts_read / n;
+      row.oracle = st.mass_oracle / n;
+      row.top_tenth = st.mass_top_tenth / n;
+      if (re) row.re_ms_per_step = st.reestimate_seconds * 1e3 / steps;
+      const double per_layer = static_cast<double>(std::max<int64_t>(1, st.selections / c.num_layers));
+      for (size_t l = 0; l < st.layer_mass_captured.size(); ++l) {
+        row.layer_mass.push_back(st.layer_mass_captured[l] / per_layer);
+        row.layer_top_tenth.push_back(st.layer_mass_top_tenth[l] / per_layer);
+      }
       if (o.mode == SelectionMode::kLeoam) {
+        row.policies = seq->policies();
         row.dense_layers = static_cast<int>(std::count_if(seq->policies().begin(), seq->policies().end(),
                                                           [](const LayerPolicy& p) { return p.dense; }));
       }
@@ -227,14 +265,35 @@ absl::Status Run() {
   if (label.empty()) label = path.substr(path.find_last_of('/') + 1);
   if (absl::GetFlag(FLAGS_header)) {
     std::printf("| model | context | steps | budget | mode | top-1 agree | mean KL(dense‖mode) | attn mass captured | "
-                "tokens attended / layer | abstracts read / layer | dense layers | stored bytes vs f32 |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                "oracle mass (same pages) | mass in top 10%% pages | tokens attended / layer | abstracts read / layer | "
+                "dense layers (end) | re-est ms/step | stored bytes vs f32 |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   }
   for (const Row& r : rows) {
-    std::printf("| %s | %d | %d | %s | %s | %.3f | %.4f | %.3f | %.1f of %.1f | %.1f | %s | %s |\n", label.c_str(),
-                context, steps, r.budget.c_str(), r.mode.c_str(), r.agree, r.kl, r.mass, r.attended, r.context,
-                r.abstracts, r.dense_layers < 0 ? "-" : absl::StrFormat("%d of %d", r.dense_layers, c.num_layers).c_str(),
-                r.stored.c_str());
+    std::printf("| %s | %d | %d | %s | %s | %.3f | %.4f | %.3f | %.3f | %.3f | %.1f of %.1f | %.1f | %s | %s | %s |\n",
+                label.c_str(), context, steps, r.budget.c_str(), r.mode.c_str(), r.agree, r.kl, r.mass, r.oracle,
+                r.top_tenth, r.attended, r.context, r.abstracts,
+                r.dense_layers < 0 ? "-" : absl::StrFormat("%d of %d", r.dense_layers, c.num_layers).c_str(),
+                r.re_ms_per_step < 0 ? "-" : absl::StrFormat("%.2f", r.re_ms_per_step).c_str(), r.stored.c_str());
+  }
+  if (absl::GetFlag(FLAGS_layer_report)) {
+    std::printf("\nPer layer: mass captured / mass in the top 10%% of pages [/ leoam policy: D dense or budget scale, "
+                "start level]\n\n");
+    for (const Row& r : rows) {
+      std::string line = absl::StrFormat("%s %s:", r.budget, r.mode);
+      for (size_t l = 0; l < r.layer_mass.size(); ++l) {
+        absl::StrAppendFormat(&line, " L%d %.2f/%.2f", l, r.layer_mass[l], r.layer_top_tenth[l]);
+        if (l < r.policies.size()) {
+          const LayerPolicy& p = r.policies[l];
+          if (p.dense) {
+            absl::StrAppend(&line, "/D");
+          } else {
+            absl::StrAppendFormat(&line, "/x%.2f,s%d", p.budget_scale, p.start_level);
+          }
+        }
+      }
+      std::printf("%s\n", line.c_str());
+    }
   }
   return absl::OkStatus();
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
@@ -15,6 +16,53 @@ std::string_view FinishReasonName(FinishReason reason) {
     case FinishReason::kContextFull: return "context_full";
   }
   return "unknown";
+}
+
+absl::StatusOr<PrefillOrder> ParsePrefillOrder(std::string_view name) {
+  if (name == "auto") return PrefillOrder::kAuto;
+  if (name == "layer-major") return PrefillOrder::kLayerMajor;
+  if (name == "token-major") return PrefillOrder::kTokenMajor;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown prefill order '", absl::string_view(name.data(), name.size()),
+                   "' (expected auto, layer-major or token-major)"));
+}
+
+std::string_view PrefillOrderName(PrefillOrder order) {
+  switch (order) {
+    case PrefillOrder::kAuto: return "auto";
+    case PrefillOrder::kLayerMajor: return "layer-major";
+    case PrefillOrder::kTokenMajor: return "token-major";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// GenerateOptions::prefill_order resolved for this prompt (see PrefillOrder::kAuto).
+absl::StatusOr<bool> UseLayerMajor(const LlamaModel& model, const GenerateOptions& options, int32_t prompt_len) {
+  if (options.prefill_order == PrefillOrder::kTokenMajor) return false;
+  if (options.prefill_order == PrefillOrder::kLayerMajor) {
+    if (options.keep_prompt_logits) {
+      return absl::InvalidArgumentError("layer-major prefill gives the last prompt token's logits only, not "
+                                        "every position's (keep_prompt_logits)");
+    }
+    return true;
+  }
+  if (options.keep_prompt_logits || !options.paged_kv.has_value()) return false;
+  return LayerMajorPrefillPays(model, *options.paged_kv, prompt_len);
+}
+
+}  // namespace
+
+bool LayerMajorPrefillPays(const LlamaModel& model, const PagedKvOptions& paged, int32_t prompt_len) {
+  if (paged.device_budget_bytes <= 0 || paged.kvstore == nullptr || paged.mode == SelectionMode::kOffloadAll) {
+    return false;
+  }
+  if (prompt_len <= model.options().prefill_chunk) return false;
+  const ModelConfig& c = model.config();
+  const int64_t pages = (static_cast<int64_t>(prompt_len) + paged.page_size - 1) / paged.page_size;
+  const int64_t kv_bytes = pages * c.num_layers * 2 * int64_t{paged.page_size} * c.kv_dim() * int64_t{sizeof(float)};
+  return kv_bytes > paged.device_budget_bytes;
 }
 
 absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* tokenizer, std::span<const int32_t> prompt,
@@ -38,11 +86,14 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
   // prompt + max_tokens - 1 positions at most.
   const int32_t capacity =
       std::min<int64_t>(limit, static_cast<int64_t>(prompt_len) + std::max(options.max_tokens - 1, 0));
+  ASSIGN_OR_RETURN(const bool layer_major, UseLayerMajor(model, options, prompt_len));
   std::unique_ptr<KvSequence> cache_owner;
   PagedKvSequence* paged = nullptr;
   if (options.paged_kv.has_value()) {
+    PagedKvOptions paged_options = *options.paged_kv;
+    paged_options.layer_major_prompt = layer_major;
     ASSIGN_OR_RETURN(std::unique_ptr<PagedKvSequence> seq,
-                     PagedKvSequence::Create(model.backend(), config, capacity, *options.paged_kv));
+                     PagedKvSequence::Create(model.backend(), config, capacity, paged_options));
     paged = seq.get();
     cache_owner = std::move(seq);
   } else {
@@ -58,6 +109,7 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
 
   GenerateResult result;
   result.prompt_tokens = prompt_len;
+  result.layer_major_prefill = layer_major;
   const size_t vocab = config.vocab_size;
   std::vector<float> logits(options.keep_prompt_logits ? prompt.size() * vocab : vocab);
 
@@ -69,7 +121,11 @@ absl::StatusOr<GenerateResult> Generate(LlamaModel& model, const Tokenizer* toke
   }
   const std::span<const int32_t> computed = prompt.subspan(cached);
   if (paged != nullptr) paged->PushTokens(computed);
-  RETURN_IF_ERROR(model.Forward(computed, cached, cache, options.keep_prompt_logits, logits.data()));
+  if (layer_major) {
+    RETURN_IF_ERROR(model.PrefillLayerMajor(computed, cached, cache, /*chunk=*/0, logits.data()));
+  } else {
+    RETURN_IF_ERROR(model.Forward(computed, cached, cache, options.keep_prompt_logits, logits.data()));
+  }
   result.prefill_seconds = absl::ToDoubleSeconds(absl::Now() - start);
   if (paged != nullptr) {
     start = absl::Now();

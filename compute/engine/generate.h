@@ -17,6 +17,26 @@
 
 namespace leoam {
 
+// The order the prompt runs in (LlamaModel::Forward is token-major: each chunk through every layer;
+// LlamaModel::PrefillLayerMajor: each layer over every chunk).
+enum class PrefillOrder {
+  // Layer-major when it saves device memory traffic: a tiered paged KV with a device budget (not
+  // offload-all, which refetches every page at every attention in either order), a prompt of more
+  // than one prefill chunk (one chunk is the same computation in either order) whose KV over all
+  // layers exceeds the device budget (otherwise token-major evicts no prompt page either). Then
+  // token-major must fetch each layer's evicted pages back at every later chunk (traffic grows
+  // with prompt^2 / chunk), while layer-major keeps one layer's KV resident. Token-major otherwise.
+  kAuto,
+  kLayerMajor,
+  kTokenMajor,
+};
+absl::StatusOr<PrefillOrder> ParsePrefillOrder(std::string_view name);  // "auto", "layer-major", "token-major"
+std::string_view PrefillOrderName(PrefillOrder order);
+// PrefillOrder::kAuto's test for a prompt of `prompt_len` tokens computed into a paged KV with
+// these options: tiered with a device budget (not offload-all), more than one prefill chunk, and
+// the prompt's KV over all layers larger than the device budget.
+bool LayerMajorPrefillPays(const LlamaModel& model, const PagedKvOptions& paged, int32_t prompt_len);
+
 struct GenerateOptions {
   // Most tokens to generate. Default 256; 0 runs the prompt only (e.g. to read its logits).
   int32_t max_tokens = 256;
@@ -37,6 +57,9 @@ struct GenerateOptions {
   // prefix whose pages the store already holds (PagedKvSequence::RestorePrefix) instead of
   // computing it. Ignored with keep_prompt_logits (restored positions have no logits). Default on.
   bool reuse_prefix = true;
+  // Prompt order. Layer-major gives the last prompt token's logits only, so keep_prompt_logits
+  // runs token-major under kAuto and is INVALID_ARGUMENT with kLayerMajor. Default kAuto.
+  PrefillOrder prefill_order = PrefillOrder::kAuto;
 };
 
 enum class FinishReason { kLength, kStop, kContextFull };
@@ -51,6 +74,7 @@ struct GenerateResult {
   // Paged KV: the end of the prompt's work after its logits (leoam measuring its per-layer
   // policies from the prompt's last queries); in neither prefill_seconds nor decode_seconds.
   double policy_seconds = 0.0;
+  bool layer_major_prefill = false;  // the prompt ran layer-major (GenerateOptions::prefill_order)
   std::vector<float> prompt_logits;  // [prompt_tokens, vocab] when keep_prompt_logits
   PagedKvStats kv_stats;             // with paged_kv: decode-time selection and tier counters
   PagedKvStats prefill_kv_stats;     // with paged_kv: the prompt's tier counters (pages written, fetched)

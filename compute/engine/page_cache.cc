@@ -77,11 +77,14 @@ void PagedKvSequence::DropPage(int32_t layer, int32_t page) {
 absl::StatusOr<int32_t> PagedKvSequence::TakeSlot(int32_t layer) {
   // Layers are visited in a cycle every step, so plain LRU over all slots would evict exactly the
   // pages the next layers are about to need. Each layer gets a fair share of the slots instead:
-  // a layer at its share replaces its own least recently selected page (ties: the least often
+  // a layer at its share replaces its own page of lowest RetentionKey (ties: the least often
   // selected); a layer under its share takes from layers over theirs; only then from anyone.
+  // A layer-major prompt takes from the other layers first (PagedKvOptions::layer_major_prompt).
   const int32_t num_layers = config_.num_layers;
   const int32_t share = std::max<int32_t>(1, static_cast<int32_t>(slot_owner_.size()) / num_layers);
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // A dropped victim frees a slot for the next iteration; at most one flush (after which stored
+  // pages are evictable) precedes giving up.
+  for (bool flushed = false;;) {
     if (!free_slots_.empty()) {
       const int32_t slot = free_slots_.back();
       free_slots_.pop_back();
@@ -90,30 +93,36 @@ absl::StatusOr<int32_t> PagedKvSequence::TakeSlot(int32_t layer) {
     }
     auto pick = [&](auto&& eligible_layer) {
       int32_t victim = -1;
-      int64_t best_used = std::numeric_limits<int64_t>::max(), best_uses = 0;
+      int64_t best_key = std::numeric_limits<int64_t>::max(), best_uses = 0;
       for (int32_t s = 0; s < static_cast<int32_t>(slot_owner_.size()); ++s) {
         const auto [l, p] = slot_owner_[s];
         if (l < 0 || pinned_[s] || !eligible_layer(l)) continue;
         const PageState& st = page_state_[l][p];
         if (!st.stored) continue;
-        if (st.last_used < best_used || (st.last_used == best_used && st.uses < best_uses)) {
+        const int64_t key = RetentionKey(l, p);
+        if (key < best_key || (key == best_key && st.uses < best_uses)) {
           victim = s;
-          best_used = st.last_used;
+          best_key = key;
           best_uses = st.uses;
         }
       }
       return victim;
     };
     int32_t victim = -1;
-    if (resident_[layer] >= share) victim = pick([&](int32_t l) { return l == layer; });
+    if (LayerMajorPrompt()) {
+      victim = pick([&](int32_t l) { return l != layer; });
+    } else if (resident_[layer] >= share) {
+      victim = pick([&](int32_t l) { return l == layer; });
+    }
     if (victim < 0) victim = pick([&](int32_t l) { return resident_[l] > share; });
     if (victim < 0) victim = pick([](int32_t) { return true; });
     if (victim >= 0) {
       DropPage(slot_owner_[victim].first, slot_owner_[victim].second);
       continue;
     }
-    if (pending_puts_.empty()) break;
+    if (flushed || pending_puts_.empty()) break;
     RETURN_IF_ERROR(FlushPuts());  // written-through pages become evictable
+    flushed = true;
   }
   return absl::ResourceExhaustedError(absl::StrFormat(
       "device page budget exhausted: %d page slots (%d bytes) cannot hold the pages this attention needs plus "
@@ -152,7 +161,7 @@ void PagedKvSequence::EvictFor(int32_t layer, int32_t incoming) {
   if (need <= 0) return;
   const int32_t share = std::max<int32_t>(1, static_cast<int32_t>(slot_owner_.size()) / config_.num_layers);
   struct Candidate {
-    int64_t last_used, uses;
+    int64_t key, uses;
     int32_t slot;
   };
   std::vector<Candidate> own, others;
@@ -161,11 +170,9 @@ void PagedKvSequence::EvictFor(int32_t layer, int32_t incoming) {
     if (l < 0 || pinned_[s]) continue;
     const PageState& st = page_state_[l][p];
     if (!st.stored) continue;
-    (l == layer ? own : others).push_back({st.last_used, st.uses, s});
+    (l == layer ? own : others).push_back({RetentionKey(l, p), st.uses, s});
   }
-  auto lru = [](const Candidate& a, const Candidate& b) {
-    return a.last_used != b.last_used ? a.last_used < b.last_used : a.uses < b.uses;
-  };
+  auto lru = [](const Candidate& a, const Candidate& b) { return a.key != b.key ? a.key < b.key : a.uses < b.uses; };
   std::sort(own.begin(), own.end(), lru);
   std::sort(others.begin(), others.end(), lru);
   auto evict = [&](const Candidate& c) {
@@ -174,20 +181,23 @@ void PagedKvSequence::EvictFor(int32_t layer, int32_t incoming) {
   };
   // As TakeSlot would do miss by miss: the free slots go first; then while the layer is under its
   // share it takes from layers over theirs, and once at its share it replaces its own pages.
+  // A layer-major prompt takes every slot it can from the other layers first.
   const int64_t after_free = resident_[layer] + static_cast<int64_t>(free_slots_.size());
-  const int64_t from_others = std::max<int64_t>(0, std::min<int64_t>(need, share - after_free));
+  const int64_t from_others =
+      LayerMajorPrompt() ? need : std::max<int64_t>(0, std::min<int64_t>(need, share - after_free));
   int64_t from_own = need - from_others;
-  // 1. The layer's own least recently selected pages.
+  // 1. The layer's own pages of lowest retention key.
   size_t i = 0;
   while (from_own > 0 && i < own.size()) {
     evict(own[i++]);
     --from_own;
   }
-  // 2. Pages of layers over their share, least recently selected first; 3. anyone's.
+  // 2. Pages of layers over their share (a layer-major prompt: of any other layer), lowest key
+  // first; 3. anyone's.
   std::vector<uint8_t> taken(others.size(), 0);
   for (size_t j = 0; need > 0 && j < others.size(); ++j) {
     const int32_t l = slot_owner_[others[j].slot].first;
-    if (resident_[l] > share) {
+    if (resident_[l] > share || LayerMajorPrompt()) {
       evict(others[j]);
       taken[j] = 1;
     }
@@ -401,8 +411,52 @@ void PagedKvSequence::IssuePrefetch(int32_t layer, int32_t context) {
   if (prefetcher_->Start(next, std::move(pages), std::move(refs))) stats_.prefetch_pages += n;
 }
 
+int64_t PagedKvSequence::RetentionKey(int32_t layer, int32_t page) const {
+  // Recency in the clock of EnsureResident (one tick per layer and step), plus the score bonus in
+  // the same unit: score_retention_steps decode steps for a page that held all of a step's mass.
+  const PageState& st = page_state_[layer][page];
+  const double bonus = static_cast<double>(st.score) * options_.score_retention_steps * config_.num_layers;
+  return st.last_used + static_cast<int64_t>(std::lround(bonus));
+}
+
+void PagedKvSequence::ScoreSelection(int32_t layer, const std::vector<int32_t>& pages) {
+  // The selection's view of each page (selection.h, GQA scoring): per query head, a softmax of the
+  // selected pages' key bounds; a page's score is its mean over heads, the estimated share of the
+  // step's attention mass it holds.
+  const int32_t n = static_cast<int32_t>(pages.size());
+  const int32_t heads = config_.num_heads;
+  const int32_t d = config_.head_dim;
+  const int32_t group = config_.num_heads / config_.num_kv_heads;
+  if (n == 0 || host_q_.size() != static_cast<size_t>(heads) * d) return;
+  const AbstractPyramid& pyr = pyramids_[layer];
+  score_scratch_.assign(static_cast<size_t>(n), 0.0f);
+  std::vector<float> bounds(n);
+  for (int32_t h = 0; h < heads; ++h) {
+    const size_t kv = static_cast<size_t>(h / group) * d;
+    const float* q = host_q_.data() + static_cast<size_t>(h) * d;
+    float top = -std::numeric_limits<float>::infinity();
+    for (int32_t i = 0; i < n; ++i) {
+      bounds[i] = KeyBound(q, pyr.min(0, pages[i]) + kv, pyr.max(0, pages[i]) + kv, d);
+      top = std::max(top, bounds[i]);
+    }
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; ++i) {
+      bounds[i] = std::exp(bounds[i] - top);
+      sum += bounds[i];
+    }
+    const float weight = static_cast<float>(1.0 / (sum * heads));
+    for (int32_t i = 0; i < n; ++i) score_scratch_[i] += bounds[i] * weight;
+  }
+  for (int32_t i = 0; i < n; ++i) page_state_[layer][pages[i]].score = score_scratch_[i];
+}
+
 absl::Status PagedKvSequence::EnsureResident(int32_t layer, const std::vector<int32_t>& pages) {
   ++clock_;
+  // Decode selections of quest / leoam carry scores (dense and offload-all select every page).
+  if (decoding_ && options_.score_retention_steps > 0 &&
+      (options_.mode == SelectionMode::kQuest || options_.mode == SelectionMode::kLeoam)) {
+    ScoreSelection(layer, pages);
+  }
   std::vector<int32_t>& table = page_tables_[layer];
   std::vector<int32_t> misses;
   for (int32_t page : pages) {

@@ -1,7 +1,10 @@
 #include "compute/engine/paged_kv.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <numeric>
 
 #include "absl/strings/numbers.h"
@@ -55,6 +58,15 @@ absl::StatusOr<std::unique_ptr<PagedKvSequence>> PagedKvSequence::Create(kernels
         SelectionModeName(options.mode), options.device_budget_bytes));
   }
   const PageCompressionOptions& pc = options.compression;
+  const ReestimationOptions& re = options.reestimation;
+  if (re.enabled && (re.interval < 1 || re.dense_interval < 1 || !(re.smoothing > 0.0f && re.smoothing <= 1.0f) ||
+                     !(re.mass_target > 0.0f && re.mass_target <= 1.0f) ||
+                     !(re.floor_fill > 0.0f && re.floor_fill <= 1.0f) || !(re.gain >= 0.0f))) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "re-estimation: need interval and dense_interval >= 1, smoothing and mass_target and floor_fill in (0, 1], "
+        "gain >= 0; got %d, %d, %g, %g, %g, %g",
+        re.interval, re.dense_interval, re.smoothing, re.mass_target, re.floor_fill, re.gain));
+  }
   if (pc.exact_sink_pages < 0 || !(pc.fp16_gap >= 0.0f) || !(pc.int8_gap >= pc.fp16_gap)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "compression: need exact_sink_pages >= 0 and 0 <= fp16_gap <= int8_gap, got %d, %g, %g",
@@ -114,11 +126,15 @@ PagedKvSequence::PagedKvSequence(kernels::Backend& backend, const ModelConfig& c
       length_(config.num_layers, 0),
       probes_(config.num_layers),
       policies_(config.num_layers),
+      decode_steps_(config.num_layers, 0),
       last_selection_(config.num_layers),
       reference_q_(config.num_layers) {
   pyramids_.reserve(config.num_layers);
   for (int l = 0; l < config.num_layers; ++l) pyramids_.emplace_back(options.page_size, config.num_kv_heads, config.head_dim);
   for (LayerPolicy& p : policies_) p.start_level = options.selection.default_start_level;
+  if (options.mode == SelectionMode::kLeoam && options.reestimation.enabled) {
+    estimator_ = std::make_unique<PolicyEstimator>(config.num_layers, options.reestimation, options.selection);
+  }
 }
 
 PagedKvSequence::~PagedKvSequence() {
@@ -154,6 +170,17 @@ absl::Status PagedKvSequence::Append(int32_t layer, int32_t start, int32_t n, co
   if (start != length_[layer] || n < 0 || start + n > capacity_) {
     return absl::OutOfRangeError(absl::StrFormat("layer %d: append of rows [%d, %d) to %d stored rows (capacity %d)",
                                                  layer, start, start + n, length_[layer], capacity_));
+  }
+  if (LayerMajorPrompt() && layer > 0 && options_.mode == SelectionMode::kLeoam && options_.selection.adaptive &&
+      !policies_measured_) {
+    // A layer-major prompt is done with layer - 1 (its last query came before this layer's first
+    // key): measure its skew now, while its keys are still resident, instead of at the end of the
+    // prompt, when the other layers' pages have taken its slots and its keys must come back from
+    // the store.
+    early_probe_mass_.resize(config_.num_layers);
+    if (!early_probe_mass_[layer - 1].has_value()) {
+      ASSIGN_OR_RETURN(early_probe_mass_[layer - 1], ProbeMass(layer - 1));
+    }
   }
   // Abstracts come from the exact keys (first: pages written through below carry theirs).
   host_keys_.resize(static_cast<size_t>(n) * kv_dim_);
@@ -242,8 +269,27 @@ absl::Status PagedKvSequence::Attend(int32_t layer, const kernels::AttentionPara
     double captured = 0.0;
     for (int32_t p : pages) captured += mass[p];
     stats_.mass_captured += captured;
+    std::vector<float> sorted = mass;
+    std::sort(sorted.begin(), sorted.end(), std::greater<float>());
+    const size_t tenth = std::max<size_t>(1, (sorted.size() + 9) / 10);
+    stats_.mass_oracle += std::accumulate(sorted.begin(), sorted.begin() + std::min(pages.size(), sorted.size()), 0.0);
+    const double top_tenth = std::accumulate(sorted.begin(), sorted.begin() + tenth, 0.0);
+    stats_.mass_top_tenth += top_tenth;
+    stats_.layer_mass_captured.resize(config_.num_layers, 0.0);
+    stats_.layer_mass_top_tenth.resize(config_.num_layers, 0.0);
+    stats_.layer_mass_captured[layer] += captured;
+    stats_.layer_mass_top_tenth[layer] += top_tenth;
   }
   RETURN_IF_ERROR(AttendPages(layer, pages, params.scale, q, out));
+  if (estimator_ != nullptr) {
+    // Layers are observed in turn (layer l at steps l, l + interval, ...) so the cost spreads over steps.
+    const int64_t step = decode_steps_[layer]++;
+    const int32_t interval =
+        policies_[layer].dense ? options_.reestimation.dense_interval : options_.reestimation.interval;
+    if ((step + layer) % interval == 0) {
+      RETURN_IF_ERROR(ObserveSelection(layer, pages, host_q_.data()));
+    }
+  }
   if (options_.mode == SelectionMode::kOffloadAll) DropStoredPages(layer);
   return absl::OkStatus();
 }
@@ -381,50 +427,106 @@ std::vector<float> PagedKvSequence::ExactPageMass(const std::vector<float>& keys
   return mass;
 }
 
+absl::StatusOr<std::vector<float>> PagedKvSequence::ProbeMass(int32_t l) {
+  const Probe& probe = probes_[l];
+  if (probe.positions.empty()) return std::vector<float>();
+  const int32_t context = probe.positions.back() + 1;
+  if (context < options_.selection.min_probe_pages * options_.page_size) return std::vector<float>();
+  const size_t row = static_cast<size_t>(config_.num_heads) * config_.head_dim;
+  ASSIGN_OR_RETURN(std::vector<float> keys, HostKeys(l, context));
+  std::vector<float> mass((context + options_.page_size - 1) / options_.page_size, 0.0f);
+  for (size_t i = 0; i < probe.positions.size(); ++i) {
+    const std::vector<float> m = ExactPageMass(keys, probe.q.data() + i * row, probe.positions[i] + 1);
+    for (size_t p = 0; p < m.size(); ++p) mass[p] += m[p] / static_cast<float>(probe.positions.size());
+  }
+  return mass;
+}
+
 absl::Status PagedKvSequence::MeasurePolicies() {
   policies_measured_ = true;
   std::vector<std::vector<float>> layer_mass(config_.num_layers);
-  const size_t row = static_cast<size_t>(config_.num_heads) * config_.head_dim;
   for (int32_t l = 0; l < config_.num_layers; ++l) {
-    const Probe& probe = probes_[l];
-    if (probe.positions.empty()) continue;
-    const int32_t context = probe.positions.back() + 1;
-    if (context < options_.selection.min_probe_pages * options_.page_size) continue;
-    ASSIGN_OR_RETURN(std::vector<float> keys, HostKeys(l, context));
-    std::vector<float> mass((context + options_.page_size - 1) / options_.page_size, 0.0f);
-    for (size_t i = 0; i < probe.positions.size(); ++i) {
-      const std::vector<float> m = ExactPageMass(keys, probe.q.data() + i * row, probe.positions[i] + 1);
-      for (size_t p = 0; p < m.size(); ++p) mass[p] += m[p] / static_cast<float>(probe.positions.size());
+    if (!early_probe_mass_.empty() && early_probe_mass_[l].has_value()) {
+      layer_mass[l] = std::move(*early_probe_mass_[l]);  // measured when the layer-major prompt left it
+      continue;
     }
-    layer_mass[l] = std::move(mass);
+    ASSIGN_OR_RETURN(layer_mass[l], ProbeMass(l));
   }
+  early_probe_mass_.clear();
   std::vector<LayerPolicy> measured = PoliciesFromProbe(layer_mass, options_.selection);
   if (options_.selection.equal_total_budget) {
-    // Only as many dense layers (the flattest first) as the total budget pays for, each sparse
-    // layer keeping at least its sink and local pages.
-    const int32_t context = length_[0];
-    const int32_t layers = config_.num_layers;
-    const double base = options_.budget_tokens > 0 ? options_.budget_tokens : options_.budget_fraction * context;
-    const double min_tokens = static_cast<double>(options_.selection.sink_pages + options_.selection.local_pages) *
-                              options_.page_size;
-    int32_t affordable = 0;
-    while (affordable < layers &&
-           (affordable + 1.0) * context <= layers * base - (layers - affordable - 1.0) * min_tokens) {
-      ++affordable;
-    }
+    // Only as many dense layers (the flattest first) as the total budget pays for.
     std::vector<int32_t> dense;
-    for (int32_t l = 0; l < layers; ++l) {
+    for (int32_t l = 0; l < config_.num_layers; ++l) {
       if (measured[l].dense) dense.push_back(l);
     }
     std::stable_sort(dense.begin(), dense.end(),
                      [&](int32_t a, int32_t b) { return measured[a].desert_rate < measured[b].desert_rate; });
-    for (size_t i = affordable; i < dense.size(); ++i) measured[dense[i]].dense = false;
+    for (size_t i = AffordableDenseLayers(length_[0]); i < dense.size(); ++i) measured[dense[i]].dense = false;
   }
   for (int32_t l = 0; l < config_.num_layers; ++l) {
     if (measured[l].desert_rate >= 0) policies_[l] = measured[l];
   }
   probes_.clear();
   probes_.resize(config_.num_layers);
+  return absl::OkStatus();
+}
+
+int32_t PagedKvSequence::AffordableDenseLayers(int32_t context) const {
+  const int32_t layers = config_.num_layers;
+  if (!options_.selection.equal_total_budget) return layers;
+  const double base = options_.budget_tokens > 0 ? options_.budget_tokens : options_.budget_fraction * context;
+  // Each sparse layer keeps at least min_budget_scale x base (and its sink and local pages): with
+  // only the forced pages left, the sparse layers lose far more than a dense layer gains (a 10%
+  // budget at 4K once paid for one dense layer by leaving the other 11 under 5 pages each).
+  const double min_tokens =
+      std::max(static_cast<double>(options_.selection.sink_pages + options_.selection.local_pages) * options_.page_size,
+               static_cast<double>(options_.selection.min_budget_scale) * base);
+  int32_t affordable = 0;
+  while (affordable < layers &&
+         (affordable + 1.0) * context <= layers * base - (layers - affordable - 1.0) * min_tokens) {
+    ++affordable;
+  }
+  return affordable;
+}
+
+absl::Status PagedKvSequence::ObserveSelection(int32_t layer, const std::vector<int32_t>& pages,
+                                               const float* query) {
+  const auto start = std::chrono::steady_clock::now();
+  const int32_t ps = options_.page_size;
+  const int32_t context = length_[layer];
+  const int32_t num_pages = pyramids_[layer].num_pages();
+  const std::vector<int32_t>& table = page_tables_[layer];
+  // The selected pages' keys, gathered to the host in selection order (Backend::CopyToHost: the
+  // slot pool is device memory in general). Only the newest page can be partial, and it is the
+  // last of the selection (the local window always holds it).
+  std::vector<float>& keys = observe_keys_;  // grows once; no per-observation zero fill
+  if (keys.size() < pages.size() * page_floats()) keys.resize(pages.size() * page_floats());
+  int32_t rows = 0;
+  for (size_t i = 0; i < pages.size(); ++i) {
+    const int32_t page = pages[i];
+    const int32_t page_rows = std::min(ps, context - page * ps);
+    if (table[page] < 0 || (page_rows < ps && i + 1 != pages.size())) return absl::OkStatus();  // nothing to learn
+    RETURN_IF_ERROR(backend_.CopyToHost(keys.data() + static_cast<size_t>(rows) * kv_dim_, k_page(table[page]),
+                                        static_cast<size_t>(page_rows) * kv_dim_ * sizeof(float)));
+    rows += page_rows;
+  }
+  const std::vector<float> mass = ExactPageMass(keys, query, rows);  // [selected page], sums to 1
+  // The selection's own ranking of its pages (forced sink and local pages apart).
+  std::vector<float> score = ScorePages(pyramids_[layer], pages, std::span<const float>(query, host_q_.size()),
+                                        config_.num_heads);
+  const int32_t sink = std::max(0, options_.selection.sink_pages);
+  const int32_t local_begin = num_pages - std::max(1, options_.selection.local_pages);
+  for (size_t i = 0; i < pages.size(); ++i) {
+    if (pages[i] < sink || pages[i] >= local_begin) score[i] = std::numeric_limits<float>::infinity();
+  }
+  estimator_->Observe(layer, mass, score, num_pages, static_cast<int32_t>(pages.size()) == num_pages);
+  const int64_t to_sparse = estimator_->dense_to_sparse(), to_dense = estimator_->sparse_to_dense();
+  stats_.reestimate_changes += estimator_->Update(policies_, AffordableDenseLayers(context));
+  stats_.reestimate_to_sparse += estimator_->dense_to_sparse() - to_sparse;
+  stats_.reestimate_to_dense += estimator_->sparse_to_dense() - to_dense;
+  stats_.reestimate_observations += 1;
+  stats_.reestimate_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return absl::OkStatus();
 }
 

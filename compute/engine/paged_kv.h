@@ -6,9 +6,11 @@
 // Without a device budget the pool holds every page of every layer (all resident). With a device
 // budget and a kvstore (tiered mode, page_cache.cc), each page is written through to the store
 // (PutPages, with its level-0 abstract) as soon as it is full, and the pool holds only as many
-// pages as the budget pays for: the GPU page cache. Replacement keeps recently selected pages
-// (each layer keeps a fair share of the slots; within it the least recently selected page goes
-// first, among equals the least often selected). A selected page
+// pages as the budget pays for: the GPU page cache. Replacement keeps recently selected pages,
+// optionally favouring high-scoring ones (each layer keeps a fair share of the slots; within it the
+// page with the lowest retention key goes first: last selection, plus a bonus for its selection
+// score with score_retention_steps > 0; a layer-major prompt instead lets the layer being filled
+// take other layers' pages first). A selected page
 // that is not resident is fetched synchronously (FetchPages -> copy from the arena -> Release)
 // and the stall is counted. The page being filled (the newest of each layer) is never evicted.
 // Page keys are the hash chain of compute/model/fingerprint.h over the sequence's tokens, which
@@ -28,6 +30,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -37,6 +40,7 @@
 #include "compute/model/fingerprint.h"
 #include "leoam/kvstore/kvstore_client.h"
 #include "compute/engine/abstracts.h"
+#include "compute/engine/policy_estimator.h"
 #include "compute/engine/prefetcher.h"
 #include "compute/engine/selection.h"
 #include "compute/model/kv_sequence.h"
@@ -98,6 +102,27 @@ struct PagedKvOptions {
   // speculative query; every stored page in offload-all) on a worker thread (prefetcher.h).
   // Changes only timing, never what is computed. Off is the ablation. Default on.
   bool prefetch = true;
+
+  // Tiered: the prompt runs layer-major (LlamaModel::PrefillLayerMajor: one layer over every prompt
+  // token before the next). Until BeginDecode the layer being appended then takes slots from other
+  // layers' stored pages before replacing its own: the other layers are not attended again before
+  // decode, while each later chunk of this layer reads all its earlier pages. Token-major prompts
+  // (false) keep the fair share, as every layer comes back at the next chunk. Changes only which
+  // pages are fetched, never what is computed. Default false.
+  bool layer_major_prompt = false;
+  // Tiered decode (quest, leoam): score-aware replacement. A selected page's score is its share of
+  // the selection's estimated attention mass (the softmax over the selected pages of their key
+  // bounds, mean over query heads; in [0, 1], summing to 1 over the selection). Eviction takes the
+  // lowest `last selection + score x score_retention_steps` (in decode steps) first: a page that
+  // held most of a step's attention outlives up to this many steps of marginal pages selected after
+  // it, while in a flat selection (scores ~1/pages) recency decides, as in LRU.
+  // 0: plain least-recently-selected. Default 0: on the models we can run (random-weight
+  // llama-124m at 16K, stories260K) 8 and more gave no hit-rate gain and decode was no faster
+  // (bench/results/engine_leoam.md, "score-aware replacement"); 8 is the setting measured there.
+  int32_t score_retention_steps = 0;
+  // leoam: online re-estimation of the per-layer policies from the exact attention over the
+  // selected pages (policy_estimator.h). Default off (policies fixed at the first decode step).
+  ReestimationOptions reestimation{};
 };
 
 // The layout to open a kvstore session with for pages of this engine: dtype F32, the model's
@@ -146,6 +171,25 @@ struct PagedKvStats {
   double prefetch_wait_seconds = 0.0;
   int64_t prefetch_abstracts_read = 0;
   double write_seconds = 0.0;         // write-through time (AllocStaging + copies + PutPages)
+
+  // Online re-estimation (PagedKvOptions::reestimation): (layer, step) observations of the exact
+  // attention over the selected pages, layer policies changed by the updates, layers switched
+  // dense -> sparse and sparse -> dense, and the compute thread's time on it (key copies to the
+  // host, exact page mass, updates).
+  int64_t reestimate_observations = 0;
+  int64_t reestimate_changes = 0;
+  int64_t reestimate_to_sparse = 0;
+  int64_t reestimate_to_dense = 0;
+  double reestimate_seconds = 0.0;
+  // With collect_stats, sums over selections (divide by `selections`): the mass the best pages of
+  // the same count would hold (the oracle for the selection), and the mass on the top 10% of the
+  // context's pages (how skewed the attention is).
+  double mass_oracle = 0.0;
+  double mass_top_tenth = 0.0;
+  // With collect_stats, per layer ([layer], sums over that layer's selections): mass captured and
+  // mass on the top 10% of pages.
+  std::vector<double> layer_mass_captured;
+  std::vector<double> layer_mass_top_tenth;
 };
 
 // What RestorePrefix found in the kvstore.
@@ -200,6 +244,8 @@ class PagedKvSequence final : public KvSequence {
   // The tier counters of the prompt (set by BeginDecode).
   const PagedKvStats& prefill_stats() const { return prefill_stats_; }
   const std::vector<LayerPolicy>& policies() const { return policies_; }
+  // The online re-estimator (null unless leoam with reestimation.enabled).
+  const PolicyEstimator* estimator() const { return estimator_.get(); }
   const AbstractPyramid& abstracts(int32_t layer) const { return pyramids_[layer]; }
   const std::vector<int32_t>& page_table(int32_t layer) const { return page_tables_[layer]; }
   // Pages selected at the last decode step of `layer` (page indices, increasing).
@@ -220,6 +266,15 @@ class PagedKvSequence final : public KvSequence {
   std::vector<float> ExactPageMass(const std::vector<float>& keys, const float* q, int32_t context) const;
   absl::StatusOr<std::vector<float>> HostKeys(int32_t layer, int32_t context);
   absl::Status MeasurePolicies();
+  // The probe's exact attention mass per page of layer `l` (mean over its probe queries); empty
+  // when the layer has too few pages to tell skew.
+  absl::StatusOr<std::vector<float>> ProbeMass(int32_t l);
+  // How many layers may run dense under equal_total_budget at this context (the flattest first),
+  // each sparse layer keeping at least its sink and local pages; every layer otherwise.
+  int32_t AffordableDenseLayers(int32_t context) const;
+  // Online re-estimation: the exact attention mass of `query` (host, scaled) over the selected
+  // `pages` of `layer` (resident), fed to the estimator, whose update may change the policies.
+  absl::Status ObserveSelection(int32_t layer, const std::vector<int32_t>& pages, const float* query);
   absl::Status AttendAll(int32_t layer, const kernels::AttentionParams& params, const float* q, float* out,
                          void* workspace);
   absl::Status AttendPages(int32_t layer, const std::vector<int32_t>& pages, float scale, const float* q, float* out);
@@ -229,6 +284,7 @@ class PagedKvSequence final : public KvSequence {
     bool stored = false;       // written through to the kvstore
     int64_t last_used = -1;    // clock of the last selection
     int64_t uses = 0;          // selections so far
+    float score = 0.0f;        // share of the estimated mass at its last decode selection (score_retention_steps)
   };
   // A free slot for a page of `layer` (counted as resident there), evicting a stored resident
   // page that is not pinned if needed (policy in page_cache.cc).
@@ -257,6 +313,13 @@ class PagedKvSequence final : public KvSequence {
   // largest page bound of the layer under its reference query (computed once per flush).
   kvstore::PageEncoding ChooseEncoding(int32_t layer, int32_t page, float top_bound) const;
   float PageBound(int32_t layer, int32_t page) const;
+  // Score-aware replacement: sets PageState::score of the decode selection `pages` of `layer` from
+  // host_q_ (the step's scaled query) and the pages' level-0 abstracts.
+  void ScoreSelection(int32_t layer, const std::vector<int32_t>& pages);
+  // Eviction order of a resident page (lowest first): last selection plus the score bonus.
+  int64_t RetentionKey(int32_t layer, int32_t page) const;
+  // Whether the prompt's slots follow layer_major_prompt (before BeginDecode).
+  bool LayerMajorPrompt() const { return !decoding_ && options_.layer_major_prompt; }
 
   kernels::Backend& backend_;
   ModelConfig config_;
@@ -282,9 +345,15 @@ class PagedKvSequence final : public KvSequence {
     std::vector<int32_t> positions;  // [rows]
   };
   std::vector<Probe> probes_;
+  // Layer-major prompt: ProbeMass of the layers already finished, measured as the next layer
+  // starts (while their keys are resident). [layer], empty until the first one.
+  std::vector<std::optional<std::vector<float>>> early_probe_mass_;
   bool decoding_ = false;
   bool policies_measured_ = false;
   std::vector<LayerPolicy> policies_;
+  std::unique_ptr<PolicyEstimator> estimator_;  // leoam with reestimation.enabled
+  std::vector<int64_t> decode_steps_;           // [layer] decode steps attended so far
+  std::vector<float> observe_keys_;             // ObserveSelection: [selected rows, kv_dim] host keys
   std::vector<std::vector<int32_t>> last_selection_;
   PagedKvStats stats_;
   PagedKvStats prefill_stats_;
@@ -299,6 +368,7 @@ class PagedKvSequence final : public KvSequence {
   std::vector<uint8_t> pinned_;  // [slot] in use by the attention being prepared
   int64_t clock_ = 0;
   std::vector<float> host_page_;  // [2, page_size, kv_dim] staging for copies
+  std::vector<float> score_scratch_;  // ScoreSelection: [pages] scores being summed over heads
   // Compression: each layer's latest query (host, scaled by the attention scale), empty before
   // the layer's first attention. [layer][num_heads * head_dim]
   std::vector<std::vector<float>> reference_q_;

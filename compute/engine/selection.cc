@@ -146,6 +146,11 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr,
   return chosen;
 }
 
+std::vector<float> ScorePages(const AbstractPyramid& pyramid, const std::vector<int32_t>& pages,
+                              std::span<const float> q, int32_t num_heads) {
+  return ScoreNodes(pyramid, 0, pages, q, num_heads, nullptr);
+}
+
 std::vector<LayerPolicy> PoliciesFromProbe(const std::vector<std::vector<float>>& mass,
                                            const SelectionOptions& options) {
   std::vector<LayerPolicy> policies(mass.size());

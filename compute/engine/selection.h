@@ -51,7 +51,8 @@ struct SelectionOptions {
   // leoam: coarsest start level (nodes of 2^level pages). Default 6.
   int32_t max_start_level = 6;
 
-  // leoam per-layer adaptivity (measured once, at the first decode step, from prefill).
+  // leoam per-layer adaptivity (measured at the first decode step, from prefill; re-estimated
+  // online while decoding with PagedKvOptions::reestimation, policy_estimator.h).
   // Off: every layer uses default_start_level and the base budget. Default on.
   bool adaptive = true;
   // Start level without adaptivity. Default 3 (nodes of 8 pages).
@@ -72,7 +73,8 @@ struct SelectionOptions {
   float max_budget_scale = 2.0f;
   // Keep the total over layers at num_layers x base budget: the tokens that dense layers attend
   // beyond the base come out of the sparse layers' budgets, and only as many flat layers run dense
-  // as that total pays for (the flattest first; the others run sparse). Sink and local pages are
+  // as that total pays for while every sparse layer keeps at least min_budget_scale x base (the
+  // flattest first; the others run sparse). Sink and local pages are
   // always kept, so very small budgets can still exceed the total. Off: each sparse layer gets
   // base x budget_scale and dense layers come on top. Default off.
   bool equal_total_budget = false;
@@ -97,6 +99,12 @@ struct SelectionCounters {
 std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyramid, std::span<const float> q,
                                  int32_t num_heads, int32_t budget_pages, const LayerPolicy& policy,
                                  const SelectionOptions& options, SelectionCounters* counters);
+
+// Level-0 scores of `pages` for query q ([num_heads, head_dim], scaled), as SelectPages ranks them
+// (see the file comment: mean over query heads of the page's share of a softmax of that head's
+// bounds over `pages`).
+std::vector<float> ScorePages(const AbstractPyramid& pyramid, const std::vector<int32_t>& pages,
+                              std::span<const float> q, int32_t num_heads);
 
 // Layer policies from the probe's per-layer page masses (mass[l][page], summing to ~1).
 std::vector<LayerPolicy> PoliciesFromProbe(const std::vector<std::vector<float>>& mass,

@@ -57,12 +57,12 @@ absl::Status LlamaModel::EnsureScratch(int32_t tokens) {
   return absl::OkStatus();
 }
 
-absl::Status LlamaModel::Forward(std::span<const int32_t> tokens, int32_t start_position, KvSequence& cache,
-                                 bool all_logits, float* logits) {
+absl::Status LlamaModel::CheckPrompt(std::span<const int32_t> tokens, int32_t start_position,
+                                     const KvSequence& cache, const char* what) const {
   const int32_t n = static_cast<int32_t>(tokens.size());
-  if (n == 0) return absl::InvalidArgumentError("Forward: no tokens");
+  if (n == 0) return absl::InvalidArgumentError(absl::StrFormat("%s: no tokens", what));
   if (start_position < 0 || start_position + n > cache.capacity()) {
-    return absl::OutOfRangeError(absl::StrFormat("Forward: positions [%d, %d) exceed the KV cache capacity %d",
+    return absl::OutOfRangeError(absl::StrFormat("%s: positions [%d, %d) exceed the KV cache capacity %d", what,
                                                  start_position, start_position + n, cache.capacity()));
   }
   for (int32_t id : tokens) {
@@ -71,6 +71,13 @@ absl::Status LlamaModel::Forward(std::span<const int32_t> tokens, int32_t start_
           absl::StrFormat("token id %d is outside the vocabulary [0, %d)", id, config_.vocab_size));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::Forward(std::span<const int32_t> tokens, int32_t start_position, KvSequence& cache,
+                                 bool all_logits, float* logits) {
+  RETURN_IF_ERROR(CheckPrompt(tokens, start_position, cache, "Forward"));
+  const int32_t n = static_cast<int32_t>(tokens.size());
   for (int32_t done = 0; done < n; done += options_.prefill_chunk) {
     const int32_t len = std::min(options_.prefill_chunk, n - done);
     const bool last_chunk = done + len == n;
@@ -80,6 +87,71 @@ absl::Status LlamaModel::Forward(std::span<const int32_t> tokens, int32_t start_
                                  (all_logits || last_chunk) ? chunk_logits : nullptr));
   }
   return absl::OkStatus();
+}
+
+absl::Status LlamaModel::PrefillLayerMajor(std::span<const int32_t> tokens, int32_t start_position,
+                                           KvSequence& cache, int32_t chunk, float* logits) {
+  if (logits == nullptr) return absl::InvalidArgumentError("PrefillLayerMajor: null logits");
+  ASSIGN_OR_RETURN(LayerMajorPrefill prefill, StartLayerMajor(tokens, start_position, cache, chunk));
+  while (!prefill.done()) RETURN_IF_ERROR(prefill.Step());
+  return prefill.Logits(logits);
+}
+
+absl::StatusOr<LayerMajorPrefill> LlamaModel::StartLayerMajor(std::span<const int32_t> tokens,
+                                                              int32_t start_position, KvSequence& cache,
+                                                              int32_t chunk) {
+  RETURN_IF_ERROR(CheckPrompt(tokens, start_position, cache, "PrefillLayerMajor"));
+  if (chunk < 0) return absl::InvalidArgumentError(absl::StrFormat("PrefillLayerMajor: chunk %d < 0", chunk));
+  const ModelConfig& c = config_;
+  const int32_t n = static_cast<int32_t>(tokens.size());
+  if (chunk == 0) chunk = options_.prefill_chunk;
+  chunk = std::min(chunk, n);
+  RETURN_IF_ERROR(EnsureScratch(chunk));
+  LayerMajorPrefill p;
+  p.model_ = this;
+  p.cache_ = &cache;
+  p.n_ = n;
+  p.start_position_ = start_position;
+  p.chunk_ = chunk;
+  p.steps_total_ = c.num_layers * ((n + chunk - 1) / chunk);
+  p.positions_.resize(chunk);
+  // The prompt's hidden states between layers; freed with the prefill (device memory is for KV).
+  ASSIGN_OR_RETURN(p.hidden_, backend_.Allocate(static_cast<size_t>(n) * c.dim * sizeof(float)));
+  float* hidden = p.hidden_.as<float>();
+  int32_t* ids = scratch_.ids.as<int32_t>();
+  for (int32_t done = 0; done < n; done += chunk) {
+    const int32_t len = std::min(chunk, n - done);
+    RETURN_IF_ERROR(backend_.CopyToDevice(ids, tokens.data() + done, len * sizeof(int32_t)));
+    RETURN_IF_ERROR(backend_.Embed(weights_.token_embd, ids, len, hidden + static_cast<size_t>(done) * c.dim));
+  }
+  return p;
+}
+
+absl::Status LayerMajorPrefill::Step() {
+  if (done()) return absl::FailedPreconditionError("LayerMajorPrefill::Step: the prefill is done");
+  LlamaModel& m = *model_;
+  const int32_t chunks = (n_ + chunk_ - 1) / chunk_;
+  const int32_t layer = steps_done_ / chunks;
+  const int32_t done = (steps_done_ % chunks) * chunk_;
+  const int32_t len = std::min(chunk_, n_ - done);
+  const int32_t start = start_position_ + done;
+  // Other requests' forward passes may have run on the model since the last step: its scratch is
+  // transient, only the hidden states carry over.
+  RETURN_IF_ERROR(m.EnsureScratch(chunk_));
+  int32_t* pos = m.scratch_.positions.as<int32_t>();
+  std::iota(positions_.begin(), positions_.begin() + len, start);
+  RETURN_IF_ERROR(m.backend_.CopyToDevice(pos, positions_.data(), len * sizeof(int32_t)));
+  RETURN_IF_ERROR(m.LayerChunk(layer, len, start, pos, hidden_.as<float>() + static_cast<size_t>(done) * m.config_.dim,
+                               *cache_));
+  ++steps_done_;
+  return absl::OkStatus();
+}
+
+absl::Status LayerMajorPrefill::Logits(float* logits) {
+  if (!done()) return absl::FailedPreconditionError("LayerMajorPrefill::Logits: the prefill is not done");
+  if (logits == nullptr) return absl::InvalidArgumentError("LayerMajorPrefill::Logits: null logits");
+  LlamaModel& m = *model_;
+  return m.Logits(hidden_.as<float>() + static_cast<size_t>(n_ - 1) * m.config_.dim, 1, logits);
 }
 
 absl::Status LlamaModel::EnsureAttentionWorkspace(size_t bytes) {
@@ -127,51 +199,51 @@ absl::Status LlamaModel::AttentionOutputAndFfn(const LayerWeights& w, int32_t n,
   return b.Add(x, xn, static_cast<size_t>(n) * c.dim);
 }
 
+absl::Status LlamaModel::LayerChunk(int32_t l, int32_t n, int32_t start, const int32_t* pos, float* x,
+                                    KvSequence& cache) {
+  const ModelConfig& c = config_;
+  const LayerWeights& w = weights_.layers[l];
+  const kernels::AttentionParams attn{n, c.num_heads, c.num_kv_heads, c.head_dim, start,
+                                      1.0f / std::sqrt(static_cast<float>(c.head_dim))};
+  RETURN_IF_ERROR(EnsureAttentionWorkspace(kernels::AttentionWorkspaceBytes(attn, backend_.num_threads())));
+  // New keys and values go straight into their cache rows when the sequence allows it.
+  const KvSequence::Rows rows = cache.InPlaceRows(l, start, n);
+  float* k = rows.k != nullptr ? rows.k : scratch_.k.as<float>();
+  float* v = rows.v != nullptr ? rows.v : scratch_.v.as<float>();
+  float* q = scratch_.q.as<float>();
+  float* att = scratch_.att.as<float>();
+  RETURN_IF_ERROR(AttentionInputs(w, n, pos, x, q, k, v));
+  RETURN_IF_ERROR(cache.Append(l, start, n, k, v));
+  RETURN_IF_ERROR(cache.Attend(l, attn, q, att, scratch_.attn_workspace.data()));
+  return AttentionOutputAndFfn(w, n, att, x);
+}
+
+absl::Status LlamaModel::Logits(const float* x, int32_t rows, float* logits) {
+  const ModelConfig& c = config_;
+  float* xn = scratch_.xn.as<float>();
+  float* out = scratch_.logits.as<float>();
+  RETURN_IF_ERROR(backend_.RmsNorm(x, weights_.output_norm, rows, c.dim, c.rms_eps, xn));
+  RETURN_IF_ERROR(backend_.MatMul(xn, weights_.output, rows, out));
+  return backend_.CopyToHost(logits, out, static_cast<size_t>(rows) * c.vocab_size * sizeof(float));
+}
+
 absl::Status LlamaModel::ForwardChunk(std::span<const int32_t> tokens, int32_t start, KvSequence& cache,
                                       bool all_logits, float* logits) {
   const ModelConfig& c = config_;
   const int32_t n = static_cast<int32_t>(tokens.size());
   RETURN_IF_ERROR(EnsureScratch(n));
-  kernels::AttentionParams attn{n, c.num_heads, c.num_kv_heads, c.head_dim, start,
-                                1.0f / std::sqrt(static_cast<float>(c.head_dim))};
-  const size_t ws_bytes = kernels::AttentionWorkspaceBytes(attn, backend_.num_threads());
-  RETURN_IF_ERROR(EnsureAttentionWorkspace(ws_bytes));
-
   std::vector<int32_t> positions(n);
   std::iota(positions.begin(), positions.end(), start);
   int32_t* ids = scratch_.ids.as<int32_t>();
   int32_t* pos = scratch_.positions.as<int32_t>();
   RETURN_IF_ERROR(backend_.CopyToDevice(ids, tokens.data(), n * sizeof(int32_t)));
   RETURN_IF_ERROR(backend_.CopyToDevice(pos, positions.data(), n * sizeof(int32_t)));
-
   float* x = scratch_.x.as<float>();
-  float* xn = scratch_.xn.as<float>();
-  float* q = scratch_.q.as<float>();
-  float* att = scratch_.att.as<float>();
-  kernels::Backend& b = backend_;
-
-  RETURN_IF_ERROR(b.Embed(weights_.token_embd, ids, n, x));
-  for (int l = 0; l < c.num_layers; ++l) {
-    const LayerWeights& w = weights_.layers[l];
-    // New keys and values go straight into their cache rows when the sequence allows it.
-    const KvSequence::Rows rows = cache.InPlaceRows(l, start, n);
-    float* k = rows.k != nullptr ? rows.k : scratch_.k.as<float>();
-    float* v = rows.v != nullptr ? rows.v : scratch_.v.as<float>();
-
-    RETURN_IF_ERROR(AttentionInputs(w, n, pos, x, q, k, v));
-    RETURN_IF_ERROR(cache.Append(l, start, n, k, v));
-    RETURN_IF_ERROR(cache.Attend(l, attn, q, att, scratch_.attn_workspace.data()));
-    RETURN_IF_ERROR(AttentionOutputAndFfn(w, n, att, x));
-  }
+  RETURN_IF_ERROR(backend_.Embed(weights_.token_embd, ids, n, x));
+  for (int32_t l = 0; l < c.num_layers; ++l) RETURN_IF_ERROR(LayerChunk(l, n, start, pos, x, cache));
   if (logits == nullptr) return absl::OkStatus();
-
-  // Final norm and output projection: every row, or only the last one.
-  const int32_t rows = all_logits ? n : 1;
-  const float* last = all_logits ? x : x + static_cast<size_t>(n - 1) * c.dim;
-  float* out = scratch_.logits.as<float>();
-  RETURN_IF_ERROR(b.RmsNorm(last, weights_.output_norm, rows, c.dim, c.rms_eps, xn));
-  RETURN_IF_ERROR(b.MatMul(xn, weights_.output, rows, out));
-  return b.CopyToHost(logits, out, static_cast<size_t>(rows) * c.vocab_size * sizeof(float));
+  // Every row, or only the last one.
+  return all_logits ? Logits(x, n, logits) : Logits(x + static_cast<size_t>(n - 1) * c.dim, 1, logits);
 }
 
 absl::Status LlamaModel::ForwardDecodeBatch(std::span<const DecodeItem> items, float* logits) {
@@ -211,7 +283,6 @@ absl::Status LlamaModel::ForwardDecodeBatch(std::span<const DecodeItem> items, f
   RETURN_IF_ERROR(backend_.CopyToDevice(pos, positions.data(), n * sizeof(int32_t)));
 
   float* x = scratch_.x.as<float>();
-  float* xn = scratch_.xn.as<float>();
   float* q = scratch_.q.as<float>();
   float* k = scratch_.k.as<float>();
   float* v = scratch_.v.as<float>();
@@ -232,10 +303,7 @@ absl::Status LlamaModel::ForwardDecodeBatch(std::span<const DecodeItem> items, f
     }
     RETURN_IF_ERROR(AttentionOutputAndFfn(w, n, att, x));
   }
-  float* out = scratch_.logits.as<float>();
-  RETURN_IF_ERROR(b.RmsNorm(x, weights_.output_norm, n, c.dim, c.rms_eps, xn));
-  RETURN_IF_ERROR(b.MatMul(xn, weights_.output, n, out));
-  return b.CopyToHost(logits, out, static_cast<size_t>(n) * c.vocab_size * sizeof(float));
+  return Logits(x, n, logits);
 }
 
 }  // namespace leoam

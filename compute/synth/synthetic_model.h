@@ -41,5 +41,10 @@ absl::Status WriteSyntheticModel(const SyntheticModelSpec& spec, const std::stri
 //   attn_q/k/v, ffn_gate/up: N(0, 1/sqrt(dim)); attn_output: N(0, 1/sqrt(heads*head_dim));
 //   ffn_down: N(0, 1/sqrt(ffn)); RMSNorm weights (incl. qwen3 q/k norms): 1 + N(0, 0.1);
 //   qwen2 biases: N(0, 0.1). N is the approximate normal of weight_init.h.
+// With attention structure (SyntheticModelSpec::qk_scale / retrieval_logit, off by default):
+//   attn_q/k of a layer: N(0, sqrt(qk_scale)/sqrt(dim)); in retrieval heads the last `topics`
+//   channels of each head are zero except one weight g = sqrt(retrieval_logit x sqrt(head_dim)) /
+//   topic_amplitude (query channel k on embedding coordinate topics + k, key channel k on k);
+//   token_embd rows get +topic_amplitude on their planted coordinates (DrawTokenTraits).
 
 }  // namespace leoam::synth

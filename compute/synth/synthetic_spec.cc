@@ -1,8 +1,11 @@
 #include "compute/synth/synthetic_spec.h"
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace leoam::synth {
 namespace {
@@ -42,6 +45,17 @@ const std::vector<Preset>& Presets() {
     p->push_back({"tiny-qwen3", Make("tiny-qwen3", "qwen3", 128, 3, 4, 2, 48, 256, 600, 4096, 1e6f, TensorType::kF32)});
     p->push_back({"llama-124m",
                   Make("llama-124m", "llama", 768, 12, 12, 12, 64, 2048, 24000, 8192, 10000.0f, TensorType::kF16)});
+    // llama-124m with attention structure, so per-layer adaptivity has something to find: layers 0-1
+    // plain (flat attention), retrieval heads everywhere else, strong in 2, 3, 5, 7, 10, medium in
+    // 6, 9, 11, and layers 4 and 8 "hot but scattered" (temperature 2.5, weak retrieval). The planted
+    // logits grow with depth because the residual stream grows and dilutes them (measured at 1K
+    // tokens, the share of attention mass in the top 10% of pages is 0.13 in layers 0-1, 0.3 in 4
+    // and 8, 0.6-0.8 in 6, 9, 11 and 0.9-1.0 in the others).
+    SyntheticModelSpec structured =
+        Make("llama-124m-structured", "llama", 768, 12, 12, 12, 64, 2048, 24000, 8192, 10000.0f, TensorType::kF16);
+    structured.qk_scale = {1, 1, 1, 1, 2.5f, 1, 1, 1, 2.5f, 1, 1, 1};
+    structured.retrieval_logit = {0, 0, 22, 38, 10, 56, 31, 80, 20, 65, 86, 72};
+    p->push_back({"llama-124m-structured", structured});
     SyntheticModelSpec l3 = Make("llama3.1-8b", "llama", 4096, 32, 32, 8, 128, 14336, 128256, 131072, 500000.0f,
                                  TensorType::kF16);
     l3.llama3_rope_scaling = true;
@@ -57,6 +71,56 @@ const std::vector<Preset>& Presets() {
 
 }  // namespace
 
+namespace {
+float LayerValue(const std::vector<float>& list, int layer, float unset) {
+  if (list.empty()) return unset;
+  if (list.size() == 1) return list[0];
+  return layer >= 0 && layer < static_cast<int>(list.size()) ? list[layer] : unset;
+}
+}  // namespace
+
+float SyntheticModelSpec::LayerQkScale(int layer) const { return LayerValue(qk_scale, layer, 1.0f); }
+float SyntheticModelSpec::LayerRetrievalLogit(int layer) const { return LayerValue(retrieval_logit, layer, 0.0f); }
+
+bool SyntheticModelSpec::AnyRetrieval() const {
+  for (int l = 0; l < layers; ++l) {
+    if (LayerRetrievalLogit(l) > 0.0f) return true;
+  }
+  return false;
+}
+
+bool SyntheticModelSpec::HasAttentionStructure() const {
+  if (AnyRetrieval()) return true;
+  for (int l = 0; l < layers; ++l) {
+    if (LayerQkScale(l) != 1.0f) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::vector<float>> ParseLayerList(std::string_view text) {
+  std::vector<float> out;
+  for (absl::string_view part : absl::StrSplit(absl::string_view(text.data(), text.size()), ',')) {
+    float v = 0.0f;
+    if (!absl::SimpleAtof(absl::StripAsciiWhitespace(part), &v)) {
+      return absl::InvalidArgumentError(absl::StrFormat("'%s' is not a number in the per-layer list '%s'", part, text));
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+std::string DescribeAttentionStructure(const SyntheticModelSpec& s) {
+  if (!s.HasAttentionStructure()) return "";
+  std::string d = absl::StrFormat("qk_scale %s", s.qk_scale.empty() ? "1" : absl::StrJoin(s.qk_scale, ","));
+  if (s.AnyRetrieval()) {
+    absl::StrAppendFormat(&d, ", retrieval_logit %s (kv heads %s, %d topics, salient %g, amplitude %g)",
+                          absl::StrJoin(s.retrieval_logit, ","),
+                          s.retrieval_heads == 0 ? "all" : absl::StrCat(s.retrieval_heads), s.topics,
+                          s.salient_fraction, s.topic_amplitude);
+  }
+  return d;
+}
+
 float SyntheticModelSpec::EffectiveRmsNormEps() const {
   if (rms_norm_eps > 0.0f) return rms_norm_eps;
   return is_qwen() ? 1e-6f : 1e-5f;
@@ -69,12 +133,14 @@ std::vector<std::string> PresetNames() {
 }
 
 std::string DescribeSpec(const SyntheticModelSpec& s) {
-  return absl::StrFormat(
+  std::string d = absl::StrFormat(
       "%s: dim %d, %d layers, %d heads / %d kv heads, head_dim %d, ffn %d, vocab %d, context %d, rope base %g%s, "
       "%s, %s, %.1fM params",
       s.arch, s.dim, s.layers, s.heads, s.kv_heads, s.head_dim, s.ffn, s.vocab, s.context, s.rope_base,
       s.llama3_rope_scaling ? " + llama3 scaling" : "", s.tied_output ? "tied output" : "untied output",
       WeightTypeFlagName(s.weight_type), static_cast<double>(ParameterCount(s)) / 1e6);
+  if (s.HasAttentionStructure()) absl::StrAppend(&d, "; attention structure: ", DescribeAttentionStructure(s));
+  return d;
 }
 
 absl::StatusOr<SyntheticModelSpec> PresetSpec(std::string_view name) {
@@ -127,6 +193,31 @@ absl::Status ValidateSpec(const SyntheticModelSpec& s) {
     return bad(absl::StrFormat("vocab %d is too small for the %s tokenizer (at least %d)", s.vocab, s.arch, min_vocab));
   }
   if (s.vocab > (1 << 24)) return bad(absl::StrFormat("vocab %d is too large (at most 2^24)", s.vocab));
+  const struct {
+    const char* name;
+    const std::vector<float>& list;
+  } lists[] = {{"qk_scale", s.qk_scale}, {"retrieval_logit", s.retrieval_logit}};
+  for (const auto& l : lists) {
+    if (l.list.size() > 1 && static_cast<int>(l.list.size()) != s.layers) {
+      return bad(absl::StrFormat("%s has %d values; give one, or one per layer (%d)", l.name, l.list.size(), s.layers));
+    }
+  }
+  for (int l = 0; l < s.layers; ++l) {
+    if (!(s.LayerQkScale(l) > 0.0f)) return bad(absl::StrFormat("qk_scale of layer %d must be > 0", l));
+    if (!(s.LayerRetrievalLogit(l) >= 0.0f)) return bad(absl::StrFormat("retrieval_logit of layer %d must be >= 0", l));
+  }
+  if (s.AnyRetrieval()) {
+    if (s.topics < 1 || s.topics > s.head_dim || 2 * s.topics > s.dim) {
+      return bad(absl::StrFormat("topics %d must be in [1, head_dim] with 2 x topics <= dim", s.topics));
+    }
+    if (s.retrieval_heads < 0 || s.retrieval_heads > s.kv_heads) {
+      return bad(absl::StrFormat("retrieval_heads %d must be in [0, kv_heads %d]", s.retrieval_heads, s.kv_heads));
+    }
+    if (!(s.salient_fraction > 0.0f && s.salient_fraction <= 1.0f)) {
+      return bad(absl::StrFormat("salient_fraction %g must be in (0, 1]", s.salient_fraction));
+    }
+    if (!(s.topic_amplitude > 0.0f)) return bad(absl::StrFormat("topic_amplitude %g must be > 0", s.topic_amplitude));
+  }
   return absl::OkStatus();
 }
 

@@ -38,6 +38,38 @@ struct SyntheticModelSpec {
   // Seed of the weights: the same spec and seed give the same bytes.
   uint64_t seed = 0;
 
+  // Attention structure. Random weights give flat attention (every page of a long context gets
+  // about its uniform share), which cannot tell KV selection policies apart. These fields, all off
+  // by default (the bytes of a model without them are unchanged), give it structure:
+  //
+  // qk_scale: attention temperature per layer (empty: 1 for every layer; one value: every layer;
+  // else one per layer). attn_q and attn_k are drawn with sqrt(scale) x their usual stddev, so the
+  // layer's logits are `scale` x as spread and its softmax more peaked.
+  std::vector<float> qk_scale;
+  // retrieval_logit: planted retrieval heads per layer (same list rules; 0: none). Tokens get a
+  // seeded "topic" and "want" in [0, topics); a salient_fraction of the vocabulary is salient. The
+  // token embedding of token t gets +topic_amplitude on coordinate topic(t) if t is salient, and on
+  // coordinate topics + want(t) always. In a retrieval head, the last `topics` channels of the head
+  // (the lowest RoPE frequencies, which barely rotate over the context) read those coordinates:
+  // query channel k reads "wants topic k", key channel k reads "is a salient token of topic k", so
+  // a query attends to the earlier salient tokens of the topic its token wants with an extra logit
+  // of about retrieval_logit (before the residual stream's growth in deeper layers dilutes it; the
+  // rest of the head stays random). That is a content-addressed, sparse, query-dependent pattern
+  // whose pages the per-page key boxes can find, like the retrieval heads of real models.
+  std::vector<float> retrieval_logit;
+  // KV heads of a structured layer (the first ones, with their query heads) that are retrieval
+  // heads; 0: all. Default 0.
+  int retrieval_heads = 0;
+  int topics = 4;                  // topics of the retrieval pattern (2 x topics <= dim, topics <= head_dim)
+  float salient_fraction = 0.02f;  // share of the vocabulary that is salient
+  float topic_amplitude = 8.0f;    // embedding coordinates added (token_embd is N(0, 1) otherwise)
+
+  // Whether any attention structure field is set (qk_scale != 1 or retrieval_logit > 0 somewhere).
+  bool HasAttentionStructure() const;
+  float LayerQkScale(int layer) const;         // qk_scale of `layer` (1 if unset)
+  float LayerRetrievalLogit(int layer) const;  // retrieval_logit of `layer` (0 if unset)
+  bool AnyRetrieval() const;
+
   float EffectiveRmsNormEps() const;
   bool is_qwen() const { return arch == "qwen2" || arch == "qwen3"; }
 };
@@ -54,6 +86,11 @@ absl::StatusOr<SyntheticModelSpec> PresetSpec(std::string_view name);
 // non-positive sizes, heads not a multiple of kv_heads, odd head_dim, Q8_0 with a row length
 // not a multiple of 32, a vocab too small for the tokenizer, ...).
 absl::Status ValidateSpec(const SyntheticModelSpec& spec);
+
+// Parses a per-layer list flag: "2" (every layer) or "1,1,4,8" (one per layer).
+absl::StatusOr<std::vector<float>> ParseLayerList(std::string_view text);
+// "qk_scale 1,4 retrieval_logit 0,8 (heads all, 4 topics, salient 0.02, amplitude 8)", "" if none.
+std::string DescribeAttentionStructure(const SyntheticModelSpec& spec);
 
 // Number of weight elements of the model the spec describes.
 uint64_t ParameterCount(const SyntheticModelSpec& spec);

@@ -38,6 +38,15 @@ void TensorRng::Fill(uint64_t first, int64_t n, const InitParams& params, float*
   }
 }
 
+TokenTraits DrawTokenTraits(uint64_t seed, int64_t token, int topics, float salient_fraction) {
+  const uint64_t h = SplitMix64(SplitMix64(seed ^ Fnv1a("leoam.token_traits")) ^ static_cast<uint64_t>(token));
+  TokenTraits t;
+  t.salient = static_cast<double>(h & 0xffffff) / static_cast<double>(1 << 24) < salient_fraction;
+  t.topic = static_cast<int>((h >> 24) % static_cast<uint64_t>(topics));
+  t.want = static_cast<int>((h >> 44) % static_cast<uint64_t>(topics));
+  return t;
+}
+
 std::vector<float> Llama3RopeFactors(int head_dim, float rope_base, float factor, float low_freq_factor,
                                      float high_freq_factor, int original_context) {
   const float low_freq_wavelen = static_cast<float>(original_context) / low_freq_factor;

@@ -29,6 +29,15 @@ class TensorRng {
   uint64_t key_;
 };
 
+// The seeded traits of a token in the planted retrieval pattern (SyntheticModelSpec::retrieval_logit):
+// whether it is salient, the topic it is (if salient) and the topic it wants, in [0, topics).
+struct TokenTraits {
+  bool salient = false;
+  int topic = 0;
+  int want = 0;
+};
+TokenTraits DrawTokenTraits(uint64_t seed, int64_t token, int topics, float salient_fraction);
+
 // llama3 rope frequency factors for head_dim / 2 frequencies (rope_freqs.weight), computed as
 // llama.cpp's convert_hf_to_gguf does: 1 for wavelengths below original_context / high_freq_factor,
 // `factor` above original_context / low_freq_factor, smooth interpolation between.

@@ -73,6 +73,24 @@ ABSL_FLAG(bool, compress_pages, false,
 ABSL_FLAG(bool, prefetch, true,
           "With --kvstore: while a layer computes, fetch the pages the next layer is predicted to select (DTP). "
           "--noprefetch is the ablation; it changes timing only.");
+ABSL_FLAG(std::string, prefill_order, "auto",
+          "Order the prompt runs in: token-major (each chunk of --prefill-chunk tokens through every layer), "
+          "layer-major (each layer over the whole prompt, chunk by chunk: only one layer's KV plus the prompt's "
+          "hidden states need device memory; last-token logits only, so not with --logits-out) or auto "
+          "(layer-major when a paged mode with --device-budget (not offload-all) gets a prompt of more than one "
+          "chunk whose KV exceeds the device budget; token-major otherwise). Same logits either way.");
+ABSL_FLAG(bool, equal_total_budget, false,
+          "leoam: keep the total budget over layers at layers x --budget (layers measured flat run dense only as far "
+          "as that total pays for; leoam-bench-decode's leoam-eq). Off: flat layers run dense on top of the budget.");
+ABSL_FLAG(int32_t, score_retention_steps, 0,
+          "quest/leoam with --device-budget: score-aware replacement of the device page cache. A selected page "
+          "outlives up to N decode steps of pages selected after it, in proportion to its share of the step's "
+          "estimated attention mass (e.g. 8); 0 is plain least-recently-selected (default: no gain measured yet).");
+ABSL_FLAG(bool, reestimate, false,
+          "leoam: re-estimate the per-layer policies online from the exact attention over the selected pages "
+          "(budget moved between layers, total kept; dense layers may turn sparse and the reverse). Off: the "
+          "policies measured at the end of the prompt stay fixed (default: no quality gain measured yet).");
+ABSL_FLAG(int32_t, reestimate_interval, 8, "With --reestimate: decode steps between two observations of a layer.");
 ABSL_FLAG(bool, reuse_prefix, true,
           "With --kvstore and a tiered mode: restore the longest prompt prefix the store already holds (pages of "
           "earlier requests, also after a store restart) instead of recomputing it.");
@@ -189,6 +207,12 @@ absl::Status Run() {
     paged.device_budget_bytes = *device_budget;
     paged.compression.enabled = absl::GetFlag(FLAGS_compress_pages);
     paged.prefetch = absl::GetFlag(FLAGS_prefetch);
+    paged.score_retention_steps = absl::GetFlag(FLAGS_score_retention_steps);
+    paged.selection.equal_total_budget = absl::GetFlag(FLAGS_equal_total_budget);
+    paged.reestimation.enabled = absl::GetFlag(FLAGS_reestimate);
+    paged.reestimation.interval = absl::GetFlag(FLAGS_reestimate_interval);
+    if (paged.reestimation.interval <= 0) return absl::InvalidArgumentError("--reestimate-interval must be > 0");
+    if (paged.score_retention_steps < 0) return absl::InvalidArgumentError("--score-retention-steps must be >= 0");
     const std::string target = absl::GetFlag(FLAGS_kvstore);
     if (!target.empty()) {
       const absl::Time fp_start = absl::Now();
@@ -217,8 +241,15 @@ absl::Status Run() {
     return absl::InvalidArgumentError("--kvstore needs a paged mode (--mode leoam, quest or offload-all)");
   }
   options.reuse_prefix = absl::GetFlag(FLAGS_reuse_prefix);
+  absl::StatusOr<PrefillOrder> order = ParsePrefillOrder(absl::GetFlag(FLAGS_prefill_order));
+  if (!order.ok()) return absl::InvalidArgumentError(absl::StrCat("--prefill-order: ", order.status().message()));
+  options.prefill_order = *order;
   const std::string logits_out = absl::GetFlag(FLAGS_logits_out);
   options.keep_prompt_logits = !logits_out.empty();
+  if (options.keep_prompt_logits && options.prefill_order == PrefillOrder::kLayerMajor) {
+    return absl::InvalidArgumentError("--logits-out needs every prompt position's logits: not with --prefill-order "
+                                      "layer-major (use auto or token-major)");
+  }
 
   // Check everything before echoing the prompt, so a bad flag prints only its error.
   if (absl::Status s = ValidateSamplingParams(options.sampling); !s.ok()) return s;
@@ -267,37 +298,56 @@ absl::Status Run() {
                                  "\"cache_misses\": %d, \"evictions\": %d, \"pages_written\": %d, "
                                  "\"bytes_fetched_memory\": %d, \"bytes_fetched_disk\": %d, \"fetch_stall_ms\": %.3f, "
                                  "\"bytes_written\": %d, \"bytes_written_f32\": %d, \"prefetch_pages\": %d, "
-                                 "\"prefetch_hits\": %d, \"prefetch_wait_ms\": %.3f}",
+                                 "\"prefetch_hits\": %d, \"prefetch_wait_ms\": %.3f, \"reestimate_observations\": %d, "
+                                 "\"reestimate_changes\": %d, \"reestimate_ms\": %.3f}",
                                  stats.selections, mean_attended, mean_context, stats.counters.abstracts_read,
                                  stats.cache_hits, stats.cache_misses, stats.evictions, stats.pages_written,
                                  stats.bytes_fetched_memory, stats.bytes_fetched_disk, stats.fetch_stall_seconds * 1e3,
                                  stats.bytes_written, stats.bytes_written_exact, stats.prefetch_pages,
-                                 stats.prefetch_hits, stats.prefetch_wait_seconds * 1e3)
+                                 stats.prefetch_hits, stats.prefetch_wait_seconds * 1e3,
+                                 stats.reestimate_observations, stats.reestimate_changes,
+                                 stats.reestimate_seconds * 1e3)
               << absl::StrFormat(", \"prefix\": {\"cached_tokens\": %d, \"pages_memory\": %d, \"pages_disk\": %d, "
                                  "\"restore_ms\": %.3f, \"prefill_bytes_fetched_memory\": %d, "
-                                 "\"prefill_bytes_fetched_disk\": %d}",
+                                 "\"prefill_bytes_fetched_disk\": %d, \"prefill_pages_fetched\": %d, "
+                                 "\"prefill_fetch_stall_ms\": %.3f}",
                                  result->prefix.cached_tokens, result->prefix.pages_memory, result->prefix.pages_disk,
                                  result->prefix.seconds * 1e3, result->prefill_kv_stats.bytes_fetched_memory,
-                                 result->prefill_kv_stats.bytes_fetched_disk)
+                                 result->prefill_kv_stats.bytes_fetched_disk,
+                                 result->prefill_kv_stats.pages_fetched_memory +
+                                     result->prefill_kv_stats.pages_fetched_disk,
+                                 result->prefill_kv_stats.fetch_stall_seconds * 1e3)
+              << ", \"prefill_order\": "
+              << JsonString(result->layer_major_prefill ? "layer-major" : "token-major")
               << absl::StrFormat(
-                     ", \"timings\": {\"load_ms\": %.3f, \"prefill_ms\": %.3f, \"decode_ms\": %.3f, "
-                     "\"prefill_tokens_per_s\": %.2f, \"decode_tokens_per_s\": %.2f}}",
-                     load_seconds * 1e3, result->prefill_seconds * 1e3, result->decode_seconds * 1e3, prefill_tps,
-                     decode_tps)
+                     ", \"timings\": {\"load_ms\": %.3f, \"prefill_ms\": %.3f, \"policy_ms\": %.3f, "
+                     "\"decode_ms\": %.3f, \"prefill_tokens_per_s\": %.2f, \"decode_tokens_per_s\": %.2f}}",
+                     load_seconds * 1e3, result->prefill_seconds * 1e3, result->policy_seconds * 1e3,
+                     result->decode_seconds * 1e3, prefill_tps, decode_tps)
               << std::endl;
   } else {
     std::fwrite(tail.data(), 1, tail.size(), stdout);
     std::fprintf(stdout, "\n");
     std::fprintf(stderr,
-                 "\n[%s] prompt %d tokens, prefill %.1f ms (%.1f tok/s); generated %zu tokens, decode %.1f tok/s; "
-                 "finish: %s; backend %s\n",
-                 model_path.c_str(), result->prompt_tokens, result->prefill_seconds * 1e3, prefill_tps,
+                 "\n[%s] prompt %d tokens, prefill (%s) %.1f ms (%.1f tok/s); generated %zu tokens, decode %.1f "
+                 "tok/s; finish: %s; backend %s\n",
+                 model_path.c_str(), result->prompt_tokens,
+                 result->layer_major_prefill ? "layer-major" : "token-major", result->prefill_seconds * 1e3, prefill_tps,
                  result->tokens.size(), decode_tps, std::string(FinishReasonName(result->finish_reason)).c_str(),
                  std::string((*backend)->name()).c_str());
     if (stats.selections > 0) {
       std::fprintf(stderr, "[kv] mode %s: %.1f of %.1f context tokens attended per layer-step, %lld abstracts read\n",
                    absl::GetFlag(FLAGS_mode).c_str(), mean_attended, mean_context,
                    static_cast<long long>(stats.counters.abstracts_read));
+    }
+    if (stats.reestimate_observations > 0) {
+      std::fprintf(stderr,
+                   "[kv] re-estimation: %lld observations, %lld policy changes (%lld layers to sparse, %lld to dense), "
+                   "%.1f ms\n",
+                   static_cast<long long>(stats.reestimate_observations),
+                   static_cast<long long>(stats.reestimate_changes),
+                   static_cast<long long>(stats.reestimate_to_sparse), static_cast<long long>(stats.reestimate_to_dense),
+                   stats.reestimate_seconds * 1e3);
     }
     if (kvstore_client != nullptr) {
       std::fprintf(stderr,

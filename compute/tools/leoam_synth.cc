@@ -3,11 +3,14 @@
 //   leoam-synth --preset tiny-llama --out /tmp/tiny.gguf
 //   leoam-synth --preset llama3.1-8b --dtype q8_0 --seed 7 --out llama8b-shape.gguf
 //   leoam-synth --arch qwen3 --dim 256 --layers 4 --heads 8 --kv-heads 2 --head-dim 64 --out m.gguf
+//   leoam-synth --preset llama-124m-structured --out structured.gguf   (attention with structure)
+//   leoam-synth --preset llama-124m --qk-scale 2 --retrieval-logit 0,0,8,12,... --out m.gguf
 //   leoam-synth --list-presets
 #include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -41,6 +44,22 @@ ABSL_FLAG(std::optional<bool>, llama3_rope_scaling, std::nullopt, "Write Llama-3
 ABSL_FLAG(std::optional<bool>, tied_output, std::nullopt, "Reuse token_embd as the output projection (unset: the preset's value)");
 ABSL_FLAG(std::optional<std::string>, dtype, std::nullopt, "Weight matrix type: f32, f16, bf16 or q8_0 (unset: the preset's value)");
 ABSL_FLAG(uint64_t, seed, 0, "Seed of the weights (same seed and shape: same bytes)");
+ABSL_FLAG(std::optional<std::string>, qk_scale, std::nullopt,
+          "Attention temperature: multiplies a layer's attention logits (attn_q, attn_k drawn sqrt(S) x wider). "
+          "One value for every layer or a comma-separated value per layer (unset: the preset's value, 1 = plain "
+          "random attention, which is flat)");
+ABSL_FLAG(std::optional<std::string>, retrieval_logit, std::nullopt,
+          "Planted retrieval heads: the extra logit (about) that a query gives the earlier salient tokens of the "
+          "topic its token wants; one value or one per layer, 0 = none (unset: the preset's value). Tokens get "
+          "seeded topics; the pattern lives in the heads' lowest-frequency RoPE channels, so it is sparse, "
+          "query-dependent and findable from per-page key boxes. See SyntheticModelSpec in synthetic_spec.h");
+ABSL_FLAG(std::optional<int>, retrieval_heads, std::nullopt,
+          "KV heads per layer made retrieval heads (the first ones); 0 = all (unset: the preset's value)");
+ABSL_FLAG(std::optional<int>, topics, std::nullopt, "Topics of the retrieval pattern (unset: the preset's value, 4)");
+ABSL_FLAG(std::optional<float>, salient_fraction, std::nullopt,
+          "Share of the vocabulary that is salient (retrievable) (unset: the preset's value, 0.02)");
+ABSL_FLAG(std::optional<float>, topic_amplitude, std::nullopt,
+          "Embedding coordinates planted for the topics (unset: the preset's value, 8)");
 ABSL_FLAG(int, threads, 0, "Generator threads (0: LEOAM_THREADS or all CPUs)");
 
 namespace {
@@ -58,7 +77,9 @@ int main(int argc, char** argv) {
       "key names and a working tokenizer.\n"
       "Usage: leoam-synth [--preset NAME] [shape flags] [--dtype f32|f16|bf16|q8_0] [--seed N] --out FILE\n"
       "Flags override the preset's fields. Dashes and underscores in flag names are interchangeable "
-      "(--kv-heads = --kv_heads).");
+      "(--kv-heads = --kv_heads).\n"
+      "Random weights give flat attention; --qk-scale (temperature) and --retrieval-logit (planted retrieval "
+      "heads) give it per-layer structure (preset llama-124m-structured), off by default.");
 
   using leoam::synth::SyntheticModelSpec;
   if (absl::GetFlag(FLAGS_list_presets)) {
@@ -116,6 +137,32 @@ int main(int argc, char** argv) {
     if (!type.ok()) return Fail(std::string(type.status().message()));
     spec.weight_type = *type;
   }
+  bool custom_structure = false;
+  for (auto [flag, field] : {std::pair{absl::GetFlag(FLAGS_qk_scale), &spec.qk_scale},
+                             std::pair{absl::GetFlag(FLAGS_retrieval_logit), &spec.retrieval_logit}}) {
+    if (!flag.has_value()) continue;
+    auto list = leoam::synth::ParseLayerList(*flag);
+    if (!list.ok()) return Fail(std::string(list.status().message()));
+    custom_structure = custom_structure || *list != *field;
+    *field = *list;
+  }
+  if (auto v = absl::GetFlag(FLAGS_retrieval_heads)) {
+    custom_structure = custom_structure || *v != spec.retrieval_heads;
+    spec.retrieval_heads = *v;
+  }
+  if (auto v = absl::GetFlag(FLAGS_topics)) {
+    custom_structure = custom_structure || *v != spec.topics;
+    spec.topics = *v;
+  }
+  if (auto v = absl::GetFlag(FLAGS_salient_fraction)) {
+    custom_structure = custom_structure || *v != spec.salient_fraction;
+    spec.salient_fraction = *v;
+  }
+  if (auto v = absl::GetFlag(FLAGS_topic_amplitude)) {
+    custom_structure = custom_structure || *v != spec.topic_amplitude;
+    spec.topic_amplitude = *v;
+  }
+  custom_shape = custom_shape || custom_structure;
   spec.seed = absl::GetFlag(FLAGS_seed);
   if (preset.empty()) {
     spec.name = "custom-" + spec.arch;

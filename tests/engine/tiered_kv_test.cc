@@ -128,6 +128,9 @@ TEST_F(TieredKvTest, ChunkedPrefillSparseSelectionMatchesResident) {
   options.stop_tokens = {};
   // Every mode runs the whole prompt (the store holds it after the first: no prefix reuse here).
   options.reuse_prefix = false;
+  // Token-major, whose later chunks read the earlier chunks' evicted pages (layer-major reads none:
+  // LayerMajorPrefillMatchesTokenMajorWithoutPromptFetches).
+  options.prefill_order = PrefillOrder::kTokenMajor;
   auto dense = Generate(*model_, nullptr, prompt, options);
   ASSERT_TRUE(dense.ok()) << dense.status();
   ASSERT_EQ(dense->tokens.size(), 200u);
@@ -289,6 +292,125 @@ TEST_F(TieredKvTest, PrefetchServesPredictedMissesWithSameTokens) {
   }
 }
 
+// Layer-major prefill under a device budget of 30% of the KV (one layer's KV is 20%): the same
+// tokens as token-major in every mode, and the prompt's attention no longer reads its own evicted
+// pages back from the store (token-major fetches them at every later chunk of every layer);
+// offload-all drops every stored page after each attention, so it fetches in either order.
+TEST_F(TieredKvTest, LayerMajorPrefillMatchesTokenMajorWithoutPromptFetches) {
+  LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
+  ASSERT_NO_FATAL_FAILURE(Start(model_path, 7, 13));
+  const std::vector<int32_t> prompt = testing::SampledPrompt(*model_, 250, 7);
+  GenerateOptions options;
+  options.max_tokens = 100;
+  options.stop_tokens = {};
+  options.reuse_prefix = false;
+  const int capacity = static_cast<int>(prompt.size()) + 99;
+  for (SelectionMode mode : {SelectionMode::kDense, SelectionMode::kQuest, SelectionMode::kLeoam,
+                             SelectionMode::kOffloadAll}) {
+    SCOPED_TRACE(SelectionModeName(mode));
+    options.paged_kv = Tiered(mode, 7, capacity, 0.3);
+    if (mode == SelectionMode::kQuest || mode == SelectionMode::kLeoam) options.paged_kv->budget_fraction = 0.3;
+    options.prefill_order = PrefillOrder::kTokenMajor;
+    auto token_major = Generate(*model_, nullptr, prompt, options);
+    ASSERT_TRUE(token_major.ok()) << token_major.status() << "\n" << proc_->Log();
+    EXPECT_FALSE(token_major->layer_major_prefill);
+    options.prefill_order = PrefillOrder::kAuto;  // a tiered prompt of 20 chunks whose KV exceeds the budget
+    auto layer_major = Generate(*model_, nullptr, prompt, options);
+    ASSERT_TRUE(layer_major.ok()) << layer_major.status() << "\n" << proc_->Log();
+    EXPECT_EQ(layer_major->layer_major_prefill, mode != SelectionMode::kOffloadAll);
+    if (mode == SelectionMode::kOffloadAll) {
+      options.prefill_order = PrefillOrder::kLayerMajor;
+      layer_major = Generate(*model_, nullptr, prompt, options);
+      ASSERT_TRUE(layer_major.ok()) << layer_major.status() << "\n" << proc_->Log();
+    }
+    ASSERT_EQ(layer_major->tokens.size(), 100u);
+    EXPECT_EQ(layer_major->tokens, token_major->tokens);
+    EXPECT_EQ(layer_major->kv_stats.tokens_attended, token_major->kv_stats.tokens_attended);
+    const PagedKvStats& tm = token_major->prefill_kv_stats;
+    const PagedKvStats& lm = layer_major->prefill_kv_stats;
+    EXPECT_EQ(lm.pages_written, tm.pages_written);
+    EXPECT_GT(tm.pages_fetched_memory + tm.pages_fetched_disk, 0);
+    const int64_t lm_fetched = lm.pages_fetched_memory + lm.pages_fetched_disk;
+    if (mode == SelectionMode::kOffloadAll) {
+      EXPECT_GT(lm_fetched, 0);
+    } else if (mode == SelectionMode::kLeoam) {
+      // Only leoam's skew probe (FinishPrefill) reads pages back: each layer's absent prompt pages
+      // once, to score its last queries exactly.
+      const int64_t prompt_pages = (static_cast<int64_t>(prompt.size()) + 6) / 7;
+      EXPECT_LE(lm_fetched, prompt_pages * model_->config().num_layers);
+      EXPECT_LT(lm_fetched, tm.pages_fetched_memory + tm.pages_fetched_disk);
+    } else {
+      EXPECT_EQ(lm_fetched, 0);
+    }
+    // Decode afterwards really runs on the tiers.
+    ExpectPagesMoved(layer_major->kv_stats, 1);
+    std::printf("%s: prompt pages fetched token-major %lld, layer-major %lld\n",
+                std::string(SelectionModeName(mode)).c_str(),
+                static_cast<long long>(tm.pages_fetched_memory + tm.pages_fetched_disk),
+                static_cast<long long>(lm.pages_fetched_memory + lm.pages_fetched_disk));
+  }
+}
+
+// stories260K's reference generations with the prompt run layer-major in chunks of 4 tokens under
+// a 25% device budget: leoam at a full budget and offload-all reproduce them token for token.
+TEST_F(TieredKvTest, LayerMajorPrefillReproducesStoriesReferences) {
+  LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
+  LEOAM_REQUIRE_SHARED(jsonl_path, "models/stories260K.greedy.jsonl");
+  auto refs = testing::ReadReferenceGenerations(jsonl_path);
+  ASSERT_TRUE(refs.ok()) << refs.status();
+  ASSERT_NO_FATAL_FAILURE(Start(model_path, 16, 4));
+  for (const testing::ReferenceGeneration& ref : *refs) {
+    for (SelectionMode mode : {SelectionMode::kLeoam, SelectionMode::kOffloadAll}) {
+      SCOPED_TRACE(std::string(SelectionModeName(mode)) + " prompt: \"" + ref.prompt + "\"");
+      GenerateOptions options;  // greedy
+      options.max_tokens = ref.positions - static_cast<int32_t>(ref.prompt_ids.size()) + 1;
+      options.max_context = ref.positions;
+      options.paged_kv = Tiered(mode, 16, ref.positions, 0.25);
+      options.prefill_order = PrefillOrder::kLayerMajor;
+      auto result = Generate(*model_, tokenizer_.get(), ref.prompt_ids, options);
+      ASSERT_TRUE(result.ok()) << result.status() << "\n" << proc_->Log();
+      EXPECT_TRUE(result->layer_major_prefill);
+      EXPECT_EQ(result->tokens, ref.generated_ids);
+    }
+  }
+}
+
+// Prefix reuse then layer-major: the restored prefix's pages are read from the store by each
+// chunk of the remainder, layer by layer; the tokens equal those of computing the whole prompt.
+TEST_F(TieredKvTest, LayerMajorRemainderAfterRestoredPrefix) {
+  LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
+  ASSERT_NO_FATAL_FAILURE(Start(model_path, 16, 16));
+  const std::vector<int32_t> prompt = testing::SampledPrompt(*model_, 250, 9);
+  const std::vector<int32_t> head(prompt.begin(), prompt.begin() + 130);
+  GenerateOptions options;
+  options.max_tokens = 80;
+  options.stop_tokens = {};
+  const int capacity = static_cast<int>(prompt.size()) + 79;
+  for (SelectionMode mode : {SelectionMode::kQuest, SelectionMode::kLeoam}) {
+    SCOPED_TRACE(SelectionModeName(mode));
+    ASSERT_TRUE(client_->DropAll().ok());
+    options.paged_kv = Tiered(mode, 16, capacity, 0.3);
+    options.paged_kv->budget_fraction = 0.3;
+    options.reuse_prefix = false;
+    options.prefill_order = PrefillOrder::kTokenMajor;
+    auto want = Generate(*model_, nullptr, prompt, options);
+    ASSERT_TRUE(want.ok()) << want.status();
+    ASSERT_TRUE(client_->DropAll().ok());
+    // The store learns the first 130 tokens (8 whole pages); the full prompt then restores them.
+    options.max_tokens = 1;
+    ASSERT_TRUE(Generate(*model_, nullptr, head, options).ok());
+    options.max_tokens = 80;
+    options.reuse_prefix = true;
+    options.prefill_order = PrefillOrder::kLayerMajor;
+    auto got = Generate(*model_, nullptr, prompt, options);
+    ASSERT_TRUE(got.ok()) << got.status() << "\n" << proc_->Log();
+    EXPECT_EQ(got->prefix.cached_tokens, 128);
+    EXPECT_TRUE(got->layer_major_prefill);
+    EXPECT_EQ(got->tokens, want->tokens);
+    EXPECT_GT(got->prefill_kv_stats.pages_fetched_memory, 0);  // the restored pages, read by the remainder
+  }
+}
+
 // A budget too small for one layer's attention fails with a clear error instead of corrupting.
 TEST_F(TieredKvTest, TooSmallBudgetIsResourceExhausted) {
   LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
@@ -301,6 +423,95 @@ TEST_F(TieredKvTest, TooSmallBudgetIsResourceExhausted) {
   auto result = Generate(*model_, nullptr, prompt, options);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), absl::StatusCode::kResourceExhausted) << result.status();
+}
+
+// Score-aware replacement: one layer, pages of 16 tokens, a device cache of 6 pages and a quest
+// budget of 4 pages (sink, two local pages, one chosen). Step 1's query puts nearly all its mass on
+// page 3; then a scan of six steps each selects a different marginal page (a small share of its
+// step's mass). Least-recently-selected replacement evicts page 3 on the scan's third miss; with
+// scores, the scan's own pages go first and page 3 is still resident when it is selected again.
+TEST(TieredKvReplacementTest, HighScoringPageSurvivesScanOfLowScoringPages) {
+  testing::TempDir dir;
+  auto proc = KvStoreProcess::Start({.dir = dir.path(), .extra_flags = {}});
+  ASSERT_TRUE(proc.ok()) << proc.status();
+  auto backend = kernels::CpuBackend::Create({.num_threads = 1});
+  ASSERT_TRUE(backend.ok());
+  ModelConfig c;
+  c.num_layers = 1;
+  c.num_heads = 1;
+  c.num_kv_heads = 1;
+  c.head_dim = 8;
+  c.dim = 8;
+  constexpr int kPage = 16, kPromptPages = 12, kHot = 3;
+  Hash128 fingerprint{};
+  fingerprint[0] = 42;
+  kvstore::ClientOptions co;
+  co.target = (*proc)->target();
+  auto client = kvstore::KvStoreClient::Connect(co, std::string(fingerprint.begin(), fingerprint.end()),
+                                                KvStoreLayout(c, kPage));
+  ASSERT_TRUE(client.ok()) << client.status();
+  const int64_t slot_bytes = 2 * kPage * c.kv_dim() * 4;
+
+  // Keys: page kHot along channel 0 (10), scan page 4 + i along channel 1 + i (1), the rest zero.
+  const int d = c.head_dim;
+  std::vector<float> keys(kPromptPages * kPage * d, 0.0f), values(keys.size(), 0.5f);
+  for (int t = 0; t < kPage; ++t) {
+    keys[(kHot * kPage + t) * d + 0] = 10.0f;
+    for (int i = 0; i < 6; ++i) keys[((4 + i) * kPage + t) * d + 1 + i] = 1.0f;
+  }
+  auto run = [&](int32_t retention_steps, bool* hot_resident_after_scan, int64_t* last_step_misses) {
+    PagedKvOptions o;
+    o.mode = SelectionMode::kQuest;
+    o.page_size = kPage;
+    o.budget_tokens = 4 * kPage;
+    o.device_budget_bytes = 6 * slot_bytes;
+    o.kvstore = client->get();
+    o.fingerprint = fingerprint;
+    o.prefetch = false;
+    o.score_retention_steps = retention_steps;
+    ASSERT_TRUE((*client)->DropAll().ok());
+    auto seq_or = PagedKvSequence::Create(**backend, c, (kPromptPages + 1) * kPage, o);
+    ASSERT_TRUE(seq_or.ok()) << seq_or.status();
+    PagedKvSequence& seq = **seq_or;
+    ASSERT_EQ(seq.num_slots(), 6);
+    std::vector<int32_t> tokens(kPromptPages * kPage);
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(i % 50);
+    seq.PushTokens(tokens);
+    const absl::Status appended = seq.Append(0, 0, kPromptPages * kPage, keys.data(), values.data());
+    ASSERT_TRUE(appended.ok()) << appended;
+    seq.BeginDecode();
+    std::vector<float> zero(d, 0.0f), out(d);
+    int32_t pos = kPromptPages * kPage;
+    auto step = [&](int channel, float strength) {
+      const int32_t tok[1] = {7};
+      seq.PushTokens(tok);
+      ASSERT_TRUE(seq.Append(0, pos, 1, zero.data(), zero.data()).ok());
+      std::vector<float> q(d, 0.0f);
+      q[channel] = strength;
+      const kernels::AttentionParams params{1, 1, 1, d, pos, 1.0f};
+      ASSERT_TRUE(seq.Attend(0, params, q.data(), out.data(), nullptr).ok());
+      ++pos;
+    };
+    ASSERT_NO_FATAL_FAILURE(step(0, 1.0f));  // page kHot: ~all of the step's mass
+    ASSERT_EQ(seq.last_selection(0), (std::vector<int32_t>{0, kHot, kPromptPages - 1, kPromptPages}));
+    for (int i = 0; i < 6; ++i) {  // the scan: pages 4..9, each a small share of its step
+      ASSERT_NO_FATAL_FAILURE(step(1 + i, 0.3f));
+      ASSERT_EQ(seq.last_selection(0)[1], 4 + i);
+    }
+    *hot_resident_after_scan = seq.page_table(0)[kHot] >= 0;
+    const int64_t misses_before = seq.stats().cache_misses;
+    ASSERT_NO_FATAL_FAILURE(step(0, 1.0f));
+    ASSERT_EQ(seq.last_selection(0)[1], kHot);
+    *last_step_misses = seq.stats().cache_misses - misses_before;
+  };
+  bool lru_kept = true, scored_kept = false;
+  int64_t lru_misses = -1, scored_misses = -1;
+  ASSERT_NO_FATAL_FAILURE(run(0, &lru_kept, &lru_misses));
+  ASSERT_NO_FATAL_FAILURE(run(8, &scored_kept, &scored_misses));
+  EXPECT_FALSE(lru_kept);
+  EXPECT_EQ(lru_misses, 1);
+  EXPECT_TRUE(scored_kept);
+  EXPECT_EQ(scored_misses, 0);
 }
 
 TEST(TieredKvOptionsTest, BudgetWithoutStoreIsRejected) {
