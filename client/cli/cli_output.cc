@@ -9,8 +9,11 @@ namespace leoam::cli {
 std::string ProgressBar(const leoam::v1::PrefillProgress& p, int width) {
   const double frac = p.prompt_tokens() > 0 ? static_cast<double>(p.processed_tokens()) / p.prompt_tokens() : 1.0;
   const int filled = std::clamp(static_cast<int>(frac * width + 0.5), 0, width);
-  return absl::StrFormat("[%s%s] %d/%d prompt tokens (%d cached)", std::string(filled, '#'),
-                         std::string(width - filled, '.'), p.processed_tokens(), p.prompt_tokens(), p.cached_tokens());
+  std::string bar = absl::StrFormat("[%s%s] %d/%d prompt tokens (%d cached)", std::string(filled, '#'),
+                                    std::string(width - filled, '.'), p.processed_tokens(), p.prompt_tokens(),
+                                    p.cached_tokens());
+  if (p.layer_major()) absl::StrAppendFormat(&bar, ", layer-major: %d/%d layers", p.layers_done(), p.num_layers());
+  return bar;
 }
 
 std::string FinishReasonText(leoam::v1::FinishReason reason) {

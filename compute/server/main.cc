@@ -57,6 +57,11 @@ ABSL_FLAG(int32_t, page_size, 16, "Paged modes: tokens per KV page.");
 ABSL_FLAG(std::string, device_budget, "0",
           "Paged modes with --kvstore: bytes of KV pages EACH request keeps in device memory (host memory on the "
           "CPU backend), e.g. 64MiB, so up to --max-batch times this in all. 0 keeps every page resident.");
+ABSL_FLAG(bool, reestimate, false,
+          "leoam: re-estimate the per-layer policies online from the exact attention over the selected pages "
+          "(budget moved between layers, total kept; dense layers may turn sparse and the reverse). Off: the "
+          "policies measured at the end of the prompt stay fixed (default: no quality gain measured yet).");
+ABSL_FLAG(int32_t, reestimate_interval, 8, "With --reestimate: decode steps between two observations of a layer.");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads of the compute backend (0: LEOAM_THREADS or every CPU).");
 ABSL_FLAG(std::string, backend, "auto", "Compute backend: auto (GPU when present), cpu or cuda.");
 ABSL_FLAG(int32_t, max_prompt_tokens, 0, "Longest prompt in tokens (0: the model's context length).");
@@ -69,6 +74,12 @@ ABSL_FLAG(int32_t, max_batch, 16,
           "one batched forward pass. Others wait in the queue.");
 ABSL_FLAG(int32_t, prefill_chunk, 256,
           "Prompt tokens per prefill chunk; between chunks the running requests make a decode step.");
+ABSL_FLAG(std::string, prefill_order, "auto",
+          "Prompt order: auto, layer-major or token-major. auto runs a prompt layer-major (one layer over every "
+          "prompt token, its pages streamed to the KV store, then the next layer; one chunk of one layer per "
+          "scheduler turn) when its KV goes through the KV store and exceeds --device-budget, token-major (each "
+          "chunk through every layer) otherwise; layer-major: every prompt of a paged mode longer than one chunk. Both "
+          "orders give the same tokens.");
 
 namespace leoam::server {
 namespace {
@@ -114,6 +125,9 @@ absl::Status Run() {
   if (options.max_concurrent <= 0) return absl::InvalidArgumentError("--max-concurrent must be > 0");
   if (options.max_batch <= 0) return absl::InvalidArgumentError("--max-batch must be > 0");
   if (options.prefill_chunk <= 0) return absl::InvalidArgumentError("--prefill-chunk must be > 0");
+  absl::StatusOr<PrefillOrder> order = ParsePrefillOrder(absl::GetFlag(FLAGS_prefill_order));
+  if (!order.ok()) return absl::InvalidArgumentError(absl::StrCat("--prefill-order: ", order.status().message()));
+  options.prefill_order = *order;
 
   options.mode_name = absl::GetFlag(FLAGS_mode);
   absl::StatusOr<SelectionMode> mode = ParseSelectionMode(options.mode_name);
@@ -122,6 +136,11 @@ absl::Status Run() {
   options.paged.mode = *mode;
   options.paged.page_size = absl::GetFlag(FLAGS_page_size);
   options.budget_text = absl::GetFlag(FLAGS_budget);
+  options.paged.reestimation.enabled = absl::GetFlag(FLAGS_reestimate);
+  options.paged.reestimation.interval = absl::GetFlag(FLAGS_reestimate_interval);
+  if (options.paged.reestimation.interval <= 0) {
+    return absl::InvalidArgumentError("--reestimate-interval must be > 0");
+  }
   if (absl::Status s = ParseBudget(options.budget_text, options.paged); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--budget: ", s.message()));
   }

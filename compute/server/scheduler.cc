@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/status_macros.h"
+#include "compute/engine/generate.h"  // LayerMajorPrefillPays
 #include "compute/engine/paged_kv.h"
 #include "compute/sampling/sampler.h"
 #include "compute/server/stop_strings.h"
@@ -30,6 +31,11 @@ struct Scheduler::Request {
   std::optional<StreamingDetokenizer> detok;
   std::optional<StopStringFilter> stops;
   int32_t prefilled = 0;
+  // Layer-major prefill (tiered, and the prompt's KV exceeds the device budget): wanted from
+  // CreateKv, started at the first prefill turn if more than one chunk remains.
+  bool layer_major_wanted = false;
+  std::optional<LayerMajorPrefill> layer_major;
+  int32_t layer_major_start = 0;  // prompt tokens before the layer-major part (cached)
   int32_t cached_memory = 0, cached_disk = 0;
   int32_t position = 0;  // next KV position to fill
   int32_t next_token = -1;
@@ -138,6 +144,7 @@ void Scheduler::ReleaseRequest(Request& r) {
   r.done = true;
   // Free the KV and forget the id before the client hears the end, so a finished stream means
   // freed memory, an id Abort no longer finds, and running_requests no longer counting it.
+  r.layer_major.reset();  // refers to the KV
   r.kv.reset();
   r.paged = nullptr;
   r.store.reset();
@@ -207,6 +214,7 @@ void Scheduler::Fail(Request& r, const absl::Status& status) {
 }
 
 absl::Status Scheduler::CreateKv(Request& r) {
+  r.layer_major_wanted = false;
   RETURN_IF_ERROR(CheckKvAvailable(r.p));
   const ModelConfig& config = model_.config();
   const int32_t capacity = r.p.kv_capacity;
@@ -231,6 +239,10 @@ absl::Status Scheduler::CreateKv(Request& r) {
     r.kv = std::make_unique<KvCache>(std::move(dense));
     return absl::OkStatus();
   }
+  r.layer_major_wanted = options_.prefill_order == PrefillOrder::kLayerMajor ||
+                         (options_.prefill_order == PrefillOrder::kAuto &&
+                          LayerMajorPrefillPays(model_, paged, static_cast<int32_t>(r.p.prompt.size())));
+  paged.layer_major_prompt = r.layer_major_wanted;
   ASSIGN_OR_RETURN(std::unique_ptr<PagedKvSequence> seq, PagedKvSequence::Create(model_.backend(), config, capacity, paged));
   r.paged = seq.get();
   r.kv = std::move(seq);
@@ -282,14 +294,43 @@ absl::Status Scheduler::Admit(Request& r) {
 
 void Scheduler::PrefillStep(Request& r) {
   const int32_t total = static_cast<int32_t>(r.p.prompt.size());
-  const int32_t n = std::min(options_.prefill_chunk, total - r.prefilled);
-  std::span<const int32_t> chunk(r.p.prompt.data() + r.prefilled, n);
-  if (r.paged != nullptr) r.paged->PushTokens(chunk);
-  if (absl::Status s = model_.Forward(chunk, r.prefilled, *r.kv, /*all_logits=*/false, r.logits.data()); !s.ok()) {
-    Fail(r, s);
-    return;
+  const int32_t remaining = total - r.prefilled;
+  if (r.layer_major_wanted && !r.layer_major.has_value() && remaining > options_.prefill_chunk) {
+    // A long prompt whose KV exceeds the device budget: one layer over the whole remainder at a
+    // time (one layer chunk per turn, so other requests keep decoding in between).
+    std::span<const int32_t> rest(r.p.prompt.data() + r.prefilled, remaining);
+    if (r.paged != nullptr) r.paged->PushTokens(rest);
+    absl::StatusOr<LayerMajorPrefill> started =
+        model_.StartLayerMajor(rest, r.prefilled, *r.kv, options_.prefill_chunk);
+    if (!started.ok()) {
+      Fail(r, started.status());
+      return;
+    }
+    r.layer_major.emplace(*std::move(started));
+    r.layer_major_start = r.prefilled;
   }
-  r.prefilled += n;
+  if (r.layer_major.has_value()) {
+    LayerMajorPrefill& lm = *r.layer_major;
+    absl::Status s = lm.Step();
+    if (s.ok() && lm.done()) s = lm.Logits(r.logits.data());
+    if (!s.ok()) {
+      Fail(r, s);
+      return;
+    }
+    const int32_t computed = total - r.layer_major_start;
+    r.prefilled = lm.done() ? total
+                            : r.layer_major_start + static_cast<int32_t>(static_cast<int64_t>(computed) *
+                                                                         lm.steps_done() / lm.steps_total());
+  } else {
+    const int32_t n = std::min(options_.prefill_chunk, remaining);
+    std::span<const int32_t> chunk(r.p.prompt.data() + r.prefilled, n);
+    if (r.paged != nullptr) r.paged->PushTokens(chunk);
+    if (absl::Status s = model_.Forward(chunk, r.prefilled, *r.kv, /*all_logits=*/false, r.logits.data()); !s.ok()) {
+      Fail(r, s);
+      return;
+    }
+    r.prefilled += n;
+  }
   if (r.p.report_progress) {
     v1::GenerateResponse m;
     m.set_request_id(r.p.request_id);
@@ -297,9 +338,16 @@ void Scheduler::PrefillStep(Request& r) {
     p->set_processed_tokens(r.prefilled);
     p->set_prompt_tokens(total);
     p->set_cached_tokens(r.cached_memory + r.cached_disk);
+    if (r.layer_major.has_value()) {
+      const int32_t layers = model_.config().num_layers;
+      p->set_layer_major(true);
+      p->set_num_layers(layers);
+      p->set_layers_done(r.layer_major->steps_done() / (r.layer_major->steps_total() / layers));
+    }
     r.channel->Push(std::move(m));
   }
   if (r.prefilled < total) return;
+  r.layer_major.reset();  // frees the prompt's hidden states
   if (r.paged != nullptr) {
     // leoam's per-layer policies are measured here, as part of the prompt (not the first step).
     if (absl::Status s = r.paged->FinishPrefill(); !s.ok()) {

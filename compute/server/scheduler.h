@@ -4,7 +4,9 @@
 // KV is allocated and their prompt prefilled in chunks of prefill_chunk tokens. Each loop turn
 // runs at most one prefill chunk (of the oldest prefilling request) and then one batched decode
 // step of every decoding request (LlamaModel::ForwardDecodeBatch), so a long prompt never stalls
-// running decodes for more than one chunk. Sampling, stop tokens and strings, max_tokens, time
+// running decodes for more than one chunk. A tiered prompt whose KV exceeds the device budget runs
+// layer-major (LayerMajorPrefill: one chunk of one layer per turn), so that only one layer's KV
+// needs the device at a time instead of every earlier chunk being fetched back for each layer. Sampling, stop tokens and strings, max_tokens, time
 // limits, cancellation and Abort are checked per request; a finished request's KV is freed at once.
 #pragma once
 

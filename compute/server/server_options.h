@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "compute/engine/generate.h"  // PrefillOrder
 #include "compute/engine/paged_kv.h"
 #include "compute/engine/selection.h"
 
@@ -25,6 +26,10 @@ struct ServerOptions {
   // Prompt tokens per prefill chunk; between chunks a decode step of the running requests runs.
   // Default 256.
   int32_t prefill_chunk = 256;
+  // Prompt order: auto runs layer-major (one layer over the whole prompt, one chunk of it per
+  // scheduler turn) when the request's KV is tiered and its prompt's KV exceeds the device budget
+  // (PrefillOrder::kAuto), token-major otherwise. Default auto.
+  PrefillOrder prefill_order = PrefillOrder::kAuto;
   // KV mode: dense (contiguous cache), quest, leoam, offload-all. Default dense.
   SelectionMode mode = SelectionMode::kDense;
   std::string mode_name = "dense";

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/kvstore/kvstore_process.h"
 #include "tests/service/compute_process.h"
@@ -61,7 +62,10 @@ TEST(KvStoreRestartTest, ServiceSurvivesAStoreKillAndReusesThePersistedCache) {
     r.set_ignore_eos(true);
     victim = RunGenerate(*s, r, absl::ZeroDuration(), [&](grpc::ClientContext&, int n) { seen = n; });
   });
-  while (seen.load() < 5) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // Bounded: if the generation ends early (an error), the join below reports it instead of a hang.
+  for (absl::Time until = absl::Now() + absl::Seconds(60); seen.load() < 5 && absl::Now() < until;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   (*store)->Kill9();
   t.join();
   ASSERT_TRUE(victim.status.ok()) << victim.status.error_message();

@@ -21,6 +21,7 @@ Outcome RunGenerate(leoam::v1::Generation::Stub& stub, const leoam::v1::Generate
     if (m.has_progress()) {
       ++o.progress_messages;
       o.last_processed = m.progress().processed_tokens();
+      o.progress.push_back(m.progress());
     } else if (m.has_chunk()) {
       o.tokens.insert(o.tokens.end(), m.chunk().token_ids().begin(), m.chunk().token_ids().end());
       o.text += m.chunk().text();

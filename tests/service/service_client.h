@@ -19,6 +19,7 @@ struct Outcome {
   std::string text;
   int progress_messages = 0;
   int32_t last_processed = 0;
+  std::vector<leoam::v1::PrefillProgress> progress;  // every progress message, in order
   bool has_final = false;
   leoam::v1::FinalResult final;
 };
