@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/simd_kernels.h"
+
 namespace leoam {
 
 AbstractPyramid::AbstractPyramid(int32_t page_size, int32_t num_kv_heads, int32_t head_dim)
@@ -67,6 +70,11 @@ uint64_t AbstractPyramid::bytes() const {
 }
 
 float KeyBound(const float* q, const float* mn, const float* mx, int32_t dim) {
+  // Selection scores every candidate node per query head at every decode step (quest: every page
+  // of every layer), so this runs on the CPU's SIMD kernels where it has them.
+  static const auto box_bound =
+      kernels::cpu::SimdKernelsFor(kernels::cpu::DetectedCpuFeatures().level()).box_bound;
+  if (box_bound != nullptr) return box_bound(q, mn, mx, dim);
   float s = 0.0f;
   for (int32_t c = 0; c < dim; ++c) s += std::max(q[c] * mn[c], q[c] * mx[c]);
   return s;

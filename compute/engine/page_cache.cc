@@ -173,8 +173,10 @@ void PagedKvSequence::EvictFor(int32_t layer, int32_t incoming) {
     (l == layer ? own : others).push_back({RetentionKey(l, p), st.uses, s});
   }
   auto lru = [](const Candidate& a, const Candidate& b) { return a.key != b.key ? a.key < b.key : a.uses < b.uses; };
-  std::sort(own.begin(), own.end(), lru);
-  std::sort(others.begin(), others.end(), lru);
+  // At most `need` pages go, so only that many of the layer's own need ordering (a decode step at
+  // its share replaces its own pages only: the other layers' candidates are then never sorted).
+  const size_t own_ordered = std::min<size_t>(own.size(), static_cast<size_t>(need));
+  std::partial_sort(own.begin(), own.begin() + own_ordered, own.end(), lru);
   auto evict = [&](const Candidate& c) {
     DropPage(slot_owner_[c.slot].first, slot_owner_[c.slot].second);
     --need;
@@ -194,6 +196,7 @@ void PagedKvSequence::EvictFor(int32_t layer, int32_t incoming) {
   }
   // 2. Pages of layers over their share (a layer-major prompt: of any other layer), lowest key
   // first; 3. anyone's.
+  if (need > 0) std::sort(others.begin(), others.end(), lru);
   std::vector<uint8_t> taken(others.size(), 0);
   for (size_t j = 0; need > 0 && j < others.size(); ++j) {
     const int32_t l = slot_owner_[others[j].slot].first;

@@ -2,6 +2,7 @@
 // only called when DetectedCpuFeatures().avx2_fma_f16c is true. Tails fall back to scalar code.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -188,6 +189,19 @@ float Dot(const float* a, const float* b, int64_t n) {
   return s;
 }
 
+float BoxBound(const float* q, const float* mn, const float* mx, int64_t n) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + i);
+    acc = _mm256_add_ps(acc, _mm256_max_ps(_mm256_mul_ps(qv, _mm256_loadu_ps(mn + i)),
+                                           _mm256_mul_ps(qv, _mm256_loadu_ps(mx + i))));
+  }
+  float s = HorizontalSum(acc);
+  for (; i < n; ++i) s += std::max(q[i] * mn[i], q[i] * mx[i]);
+  return s;
+}
+
 void Axpy(float a, const float* x, float* y, int64_t n) {
   const __m256 va = _mm256_set1_ps(a);
   int64_t i = 0;
@@ -273,7 +287,7 @@ void AttnWeightedSum(const float* p, const float* v, int64_t stride, int64_t len
 }  // namespace
 
 const SimdKernels kKernels = {MatVecRows, ConvertBlock,    Dot,     Axpy, Scale, Max, ExpSubSum, SwiGlu,
-                              AttnScores, AttnWeightedSum, nullptr, 1};
+                              AttnScores, AttnWeightedSum, nullptr, 1, nullptr, BoxBound};
 
 }  // namespace leoam::kernels::cpu::avx2
 

@@ -286,6 +286,17 @@ float Dot(const float* a, const float* b, int64_t n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+float BoxBound(const float* q, const float* mn, const float* mx, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : TailMask(n - i);
+    const __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+    acc = _mm512_add_ps(acc, _mm512_max_ps(_mm512_mul_ps(qv, _mm512_maskz_loadu_ps(m, mn + i)),
+                                           _mm512_mul_ps(qv, _mm512_maskz_loadu_ps(m, mx + i))));
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
 void Axpy(float a, const float* x, float* y, int64_t n) {
   const __m512 va = _mm512_set1_ps(a);
   int64_t i = 0;
@@ -462,7 +473,7 @@ void AttnWeightedSum(const float* p, const float* v, int64_t stride, int64_t len
 }  // namespace
 
 const SimdKernels kKernels = {MatVecRows, ConvertBlock,    Dot,      Axpy,          Scale, Max, ExpSubSum, SwiGlu,
-                              AttnScores, AttnWeightedSum, GemmRows, kGemmPanelRows, MatVecRowsBatch};
+                              AttnScores, AttnWeightedSum, GemmRows, kGemmPanelRows, MatVecRowsBatch, BoxBound};
 
 }  // namespace leoam::kernels::cpu::avx512
 

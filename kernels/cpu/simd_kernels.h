@@ -43,6 +43,9 @@ struct SimdKernels {
   // bit what matvec_rows gives for x + t * w.cols (batched decode equals decode alone).
   void (*matvec_rows_batch)(const Matrix& w, const float* x, int32_t n, int64_t row_begin, int64_t row_end,
                             float* y) = nullptr;
+  // Upper bound of dot(q, k) over the keys k in the box [mn, mx]: sum_i max(q[i] * mn[i], q[i] * mx[i])
+  // (the engine scores page abstracts with it). nullptr: the scalar loop.
+  float (*box_bound)(const float* q, const float* mn, const float* mx, int64_t n) = nullptr;
 };
 
 const SimdKernels& SimdKernelsFor(SimdLevel level);

@@ -25,6 +25,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/q8_0.h"
+#include "kernels/cpu/simd_kernels.h"
 #include "kernels/half.h"
 
 namespace leoam::kernels {
@@ -196,6 +197,31 @@ TEST_P(CpuOpsTest, MatVecBatchIsBitIdenticalToSingleTokens) {
         }
       }
     }
+  }
+}
+
+TEST_P(CpuOpsTest, BoxBoundMatchesScalarReference) {
+  const cpu::SimdKernels& simd = cpu::SimdKernelsFor(GetParam().level);
+  if (simd.box_bound == nullptr) GTEST_SKIP() << "no box_bound at this level (the engine's scalar loop runs)";
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 64, 100, 128}) {
+    const std::vector<float> q = RandomFloats(n, rng_);
+    std::vector<float> mn = RandomFloats(n, rng_), mx = RandomFloats(n, rng_);
+    for (int64_t i = 0; i < n; ++i) {
+      if (mn[i] > mx[i]) std::swap(mn[i], mx[i]);
+    }
+    double ref = 0.0, magnitude = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double term = std::max(static_cast<double>(q[i]) * mn[i], static_cast<double>(q[i]) * mx[i]);
+      ref += term;
+      magnitude += std::abs(term);
+    }
+    // Also: the bound holds for every key inside the box.
+    const float bound = simd.box_bound(q.data(), mn.data(), mx.data(), n);
+    EXPECT_NEAR(bound, ref, 2e-6 * magnitude + 1e-6) << "n " << n;
+    const std::vector<float> t = RandomFloats(n, rng_);
+    double dot = 0.0;
+    for (int64_t i = 0; i < n; ++i) dot += q[i] * (mn[i] + (mx[i] - mn[i]) * (0.5 + 0.5 * t[i]));
+    EXPECT_LE(dot, bound + 2e-6 * magnitude + 1e-6) << "n " << n;
   }
 }
 
