@@ -426,17 +426,23 @@ absl::Status Store::Hello(const v1::HelloRequest& req, v1::HelloResponse* resp) 
   return absl::OkStatus();
 }
 
-absl::Status Store::LookupPrefix(const v1::LookupPrefixRequest& req, v1::LookupPrefixResponse* resp) {
-  if (static_cast<uint32_t>(req.chain_size()) > options_.max_chain_length) {
-    return absl::ResourceExhaustedError(absl::StrFormat("chain of %d hashes exceeds the limit of %d",
-                                                        req.chain_size(), options_.max_chain_length));
+absl::StatusOr<std::vector<Hash128>> Store::ParseChain(
+    const google::protobuf::RepeatedPtrField<std::string>& hashes) const {
+  if (static_cast<uint32_t>(hashes.size()) > options_.max_chain_length) {
+    return absl::ResourceExhaustedError(absl::StrFormat("chain of %d hashes exceeds the limit of %d", hashes.size(),
+                                                        options_.max_chain_length));
   }
-  std::vector<Hash128> chain(req.chain_size());
-  for (int i = 0; i < req.chain_size(); ++i) {
-    if (!Hash128::FromBytes(req.chain(i), &chain[i])) {
-      return absl::InvalidArgumentError(absl::StrFormat("chain[%d] is %d bytes, want 16", i, req.chain(i).size()));
+  std::vector<Hash128> chain(hashes.size());
+  for (int i = 0; i < hashes.size(); ++i) {
+    if (!Hash128::FromBytes(hashes.Get(i), &chain[i])) {
+      return absl::InvalidArgumentError(absl::StrFormat("chain[%d] is %d bytes, want 16", i, hashes.Get(i).size()));
     }
   }
+  return chain;
+}
+
+absl::Status Store::LookupPrefix(const v1::LookupPrefixRequest& req, v1::LookupPrefixResponse* resp) {
+  ASSIGN_OR_RETURN(const std::vector<Hash128> chain, ParseChain(req.chain()));
   absl::MutexLock l(&mu_);
   ASSIGN_OR_RETURN(auto session, FindSession(req.session_id()));
   const Session& s = *session.second;

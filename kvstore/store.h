@@ -142,6 +142,9 @@ class Store {
   absl::Status Init();
   absl::Status LoadIndex();
 
+  // The chain hashes of a LookupPrefix / GetChainAbstracts request: at most max_chain_length,
+  // each exactly 16 bytes (RESOURCE_EXHAUSTED / INVALID_ARGUMENT otherwise).
+  absl::StatusOr<std::vector<Hash128>> ParseChain(const google::protobuf::RepeatedPtrField<std::string>& chain) const;
   absl::StatusOr<std::pair<uint64_t, Session*>> FindSession(const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Allocates an arena block, evicting unpinned memory-tier pages as needed.

@@ -124,16 +124,7 @@ absl::StatusOr<size_t> Store::CopyAbstracts(absl::Span<const PageKey> keys, absl
 }
 
 absl::Status Store::GetChainAbstracts(const v1::GetChainAbstractsRequest& req, v1::GetChainAbstractsResponse* resp) {
-  if (static_cast<uint32_t>(req.chain_size()) > options_.max_chain_length) {
-    return absl::ResourceExhaustedError(absl::StrFormat("chain of %d hashes exceeds the limit of %d",
-                                                        req.chain_size(), options_.max_chain_length));
-  }
-  std::vector<Hash128> chain(req.chain_size());
-  for (int i = 0; i < req.chain_size(); ++i) {
-    if (!Hash128::FromBytes(req.chain(i), &chain[i])) {
-      return absl::InvalidArgumentError(absl::StrFormat("chain[%d] is %d bytes, want 16", i, req.chain(i).size()));
-    }
-  }
+  ASSIGN_OR_RETURN(const std::vector<Hash128> chain, ParseChain(req.chain()));
   // 1. Under mu_: which leading nodes are stored with every layer, how many bytes their
   //    abstracts take (the index knows each size), an arena block for them and a lease on it.
   std::vector<PageKey> keys;

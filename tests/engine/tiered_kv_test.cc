@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -65,6 +66,29 @@ class TieredKvTest : public ::testing::Test {
     return o;
   }
 
+  // stories260K's reference generations under a 25% device budget, in leoam (full token budget)
+  // and offload-all, with the prompt run in `order`: the tokens must be the references'.
+  // `check(mode, result)` adds the caller's checks. Call after Start.
+  void ExpectStoriesReferences(const std::string& jsonl_path, PrefillOrder order,
+                               const std::function<void(SelectionMode, const GenerateResult&)>& check) {
+    auto refs = testing::ReadReferenceGenerations(jsonl_path);
+    ASSERT_TRUE(refs.ok()) << refs.status();
+    for (const testing::ReferenceGeneration& ref : *refs) {
+      for (SelectionMode mode : {SelectionMode::kLeoam, SelectionMode::kOffloadAll}) {
+        SCOPED_TRACE(std::string(SelectionModeName(mode)) + " prompt: \"" + ref.prompt + "\"");
+        GenerateOptions options;  // greedy
+        options.max_tokens = ref.positions - static_cast<int32_t>(ref.prompt_ids.size()) + 1;
+        options.max_context = ref.positions;
+        options.paged_kv = Tiered(mode, 16, ref.positions, 0.25);
+        options.prefill_order = order;
+        auto result = Generate(*model_, tokenizer_.get(), ref.prompt_ids, options);
+        ASSERT_TRUE(result.ok()) << result.status() << "\n" << proc_->Log();
+        EXPECT_EQ(result->tokens, ref.generated_ids);
+        check(mode, *result);
+      }
+    }
+  }
+
   testing::TempDir dir_;
   std::unique_ptr<KvStoreProcess> proc_;
   std::unique_ptr<kernels::CpuBackend> backend_;
@@ -89,30 +113,18 @@ void ExpectPagesMoved(const PagedKvStats& st, int64_t max_slots_pages) {
 TEST_F(TieredKvTest, QuarterBudgetReproducesStoriesReferences) {
   LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
   LEOAM_REQUIRE_SHARED(jsonl_path, "models/stories260K.greedy.jsonl");
-  auto refs = testing::ReadReferenceGenerations(jsonl_path);
-  ASSERT_TRUE(refs.ok()) << refs.status();
   ASSERT_NO_FATAL_FAILURE(Start(model_path, 16, 512));
-  for (const testing::ReferenceGeneration& ref : *refs) {
-    for (SelectionMode mode : {SelectionMode::kLeoam, SelectionMode::kOffloadAll}) {
-      SCOPED_TRACE(std::string(SelectionModeName(mode)) + " prompt: \"" + ref.prompt + "\"");
-      GenerateOptions options;  // greedy
-      options.max_tokens = ref.positions - static_cast<int32_t>(ref.prompt_ids.size()) + 1;
-      options.max_context = ref.positions;
-      options.paged_kv = Tiered(mode, 16, ref.positions, 0.25);
-      auto result = Generate(*model_, tokenizer_.get(), ref.prompt_ids, options);
-      ASSERT_TRUE(result.ok()) << result.status() << "\n" << proc_->Log();
-      EXPECT_EQ(result->tokens, ref.generated_ids);
-      const PagedKvStats& st = result->kv_stats;
-      ExpectPagesMoved(st, 1);
-      EXPECT_EQ(st.tokens_attended, st.context_tokens);
-      if (mode == SelectionMode::kOffloadAll) {
-        // Every full page of every layer came from the store at every step: only each layer's
-        // newest page (being filled) can be a hit.
-        EXPECT_LE(st.cache_hits, st.selections);
-        EXPECT_GE(st.cache_misses, st.pages_selected - st.selections);
-      }
+  ExpectStoriesReferences(jsonl_path, PrefillOrder::kTokenMajor, [](SelectionMode mode, const GenerateResult& r) {
+    const PagedKvStats& st = r.kv_stats;
+    ExpectPagesMoved(st, 1);
+    EXPECT_EQ(st.tokens_attended, st.context_tokens);
+    if (mode == SelectionMode::kOffloadAll) {
+      // Every full page of every layer came from the store at every step: only each layer's
+      // newest page (being filled) can be a hit.
+      EXPECT_LE(st.cache_hits, st.selections);
+      EXPECT_GE(st.cache_misses, st.pages_selected - st.selections);
     }
-  }
+  });
 }
 
 // Chunked prefill with odd pages: the prompt's own attention reads pages that were already
@@ -356,23 +368,9 @@ TEST_F(TieredKvTest, LayerMajorPrefillMatchesTokenMajorWithoutPromptFetches) {
 TEST_F(TieredKvTest, LayerMajorPrefillReproducesStoriesReferences) {
   LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
   LEOAM_REQUIRE_SHARED(jsonl_path, "models/stories260K.greedy.jsonl");
-  auto refs = testing::ReadReferenceGenerations(jsonl_path);
-  ASSERT_TRUE(refs.ok()) << refs.status();
   ASSERT_NO_FATAL_FAILURE(Start(model_path, 16, 4));
-  for (const testing::ReferenceGeneration& ref : *refs) {
-    for (SelectionMode mode : {SelectionMode::kLeoam, SelectionMode::kOffloadAll}) {
-      SCOPED_TRACE(std::string(SelectionModeName(mode)) + " prompt: \"" + ref.prompt + "\"");
-      GenerateOptions options;  // greedy
-      options.max_tokens = ref.positions - static_cast<int32_t>(ref.prompt_ids.size()) + 1;
-      options.max_context = ref.positions;
-      options.paged_kv = Tiered(mode, 16, ref.positions, 0.25);
-      options.prefill_order = PrefillOrder::kLayerMajor;
-      auto result = Generate(*model_, tokenizer_.get(), ref.prompt_ids, options);
-      ASSERT_TRUE(result.ok()) << result.status() << "\n" << proc_->Log();
-      EXPECT_TRUE(result->layer_major_prefill);
-      EXPECT_EQ(result->tokens, ref.generated_ids);
-    }
-  }
+  ExpectStoriesReferences(jsonl_path, PrefillOrder::kLayerMajor,
+                          [](SelectionMode, const GenerateResult& r) { EXPECT_TRUE(r.layer_major_prefill); });
 }
 
 // Prefix reuse then layer-major: the restored prefix's pages are read from the store by each
