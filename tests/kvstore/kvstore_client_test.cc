@@ -2,6 +2,7 @@
 // pages of other encodings, each checked against its own size), through memory, inline fetch and,
 // after a restart, the disk tier.
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,35 @@ void CheckAll(KvStoreClient& client, bool inline_fetch, bool want_disk) {
   }
 }
 
+// Stages the pages of chain `seed` (kNodes nodes x 2 layers, payloads from FillPayload, page
+// (n, layer) in encoding(n, layer)) and returns their puts, in node-then-layer order (not put yet).
+std::vector<PagePut> StageChain(KvStoreClient& client, uint32_t seed,
+                                const std::function<PageEncoding(uint32_t, uint32_t)>& encoding) {
+  std::vector<uint64_t> sizes;
+  for (uint32_t n = 0; n < kNodes; ++n) {
+    for (uint32_t layer = 0; layer < 2; ++layer) sizes.push_back(*client.PageBytes(encoding(n, layer)));
+  }
+  auto bufs = client.AllocStaging(sizes);
+  EXPECT_TRUE(bufs.ok()) << bufs.status();
+  if (!bufs.ok()) return {};
+  std::vector<PagePut> puts;
+  for (uint32_t n = 0; n < kNodes; ++n) {
+    for (uint32_t layer = 0; layer < 2; ++layer) {
+      const StagingBuffer& b = (*bufs)[puts.size()];
+      FillPayload(seed, n, layer, b.data, b.length);
+      PagePut p;
+      p.hash = ChainHash(seed, n);
+      if (n > 0) p.parent = ChainHash(seed, n - 1);
+      p.layer = layer;
+      p.encoding = encoding(n, layer);
+      p.staging_offset = b.offset;
+      p.length = b.length;
+      puts.push_back(p);
+    }
+  }
+  return puts;
+}
+
 TEST(KvStoreClientTest, F32LayoutPagesOfEveryEncodingRoundTripAndPersist) {
   leoam::testing::TempDir dir;
   auto proc = KvStoreProcess::Start({dir.path(), {}});
@@ -70,27 +100,8 @@ TEST(KvStoreClientTest, F32LayoutPagesOfEveryEncodingRoundTripAndPersist) {
   EXPECT_EQ(*client->PageBytes(PageEncoding::kFp16), 64u * 32 * 2);
   EXPECT_EQ(*client->MaxPageBytes(), 64u * 32 * 4);
 
-  std::vector<uint64_t> sizes;
-  for (uint32_t n = 0; n < kNodes; ++n) {
-    for (uint32_t layer = 0; layer < 2; ++layer) sizes.push_back(*client->PageBytes(EncodingOf(n, layer)));
-  }
-  auto bufs = client->AllocStaging(sizes);
-  ASSERT_TRUE(bufs.ok()) << bufs.status();
-  std::vector<PagePut> puts;
-  for (uint32_t n = 0; n < kNodes; ++n) {
-    for (uint32_t layer = 0; layer < 2; ++layer) {
-      const StagingBuffer& b = (*bufs)[puts.size()];
-      FillPayload(7, n, layer, b.data, b.length);
-      PagePut p;
-      p.hash = ChainHash(7, n);
-      if (n > 0) p.parent = ChainHash(7, n - 1);
-      p.layer = layer;
-      p.encoding = EncodingOf(n, layer);
-      p.staging_offset = b.offset;
-      p.length = b.length;
-      puts.push_back(p);
-    }
-  }
+  std::vector<PagePut> puts = StageChain(*client, 7, EncodingOf);
+  ASSERT_EQ(puts.size(), 2u * kNodes);
   // A page tagged F32 with an fp16 length is refused, and the whole request with it.
   std::vector<PagePut> bad = puts;
   bad[1].length = *client->PageBytes(PageEncoding::kFp16);
@@ -129,26 +140,12 @@ TEST(KvStoreClientTest, FetchChannelServesLikeTheRpcs) {
   auto rpc = Connect(**proc, F32Layout(), /*fetch_channel=*/false);
   ASSERT_NE(fast, nullptr);
   ASSERT_NE(rpc, nullptr);
-  std::vector<uint64_t> sizes(2 * kNodes, *fast->PageBytes(PageEncoding::kF32));
-  auto bufs = fast->AllocStaging(sizes);
-  ASSERT_TRUE(bufs.ok()) << bufs.status();
-  std::vector<PagePut> puts;
+  std::vector<PagePut> puts = StageChain(*fast, 9, [](uint32_t, uint32_t) { return PageEncoding::kF32; });
+  ASSERT_EQ(puts.size(), 2u * kNodes);
   std::vector<PageRef> refs;
-  for (uint32_t n = 0; n < kNodes; ++n) {
-    for (uint32_t layer = 0; layer < 2; ++layer) {
-      const StagingBuffer& b = (*bufs)[puts.size()];
-      FillPayload(9, n, layer, b.data, b.length);
-      PagePut p;
-      p.hash = ChainHash(9, n);
-      if (n > 0) p.parent = ChainHash(9, n - 1);
-      p.layer = layer;
-      p.encoding = PageEncoding::kF32;
-      p.staging_offset = b.offset;
-      p.length = b.length;
-      p.abstract = "abstract " + std::to_string(n) + "/" + std::to_string(layer);
-      puts.push_back(p);
-      refs.push_back(PageRef{p.hash, layer});
-    }
+  for (size_t i = 0; i < puts.size(); ++i) {
+    puts[i].abstract = "abstract " + std::to_string(i / 2) + "/" + std::to_string(i % 2);  // node/layer
+    refs.push_back(PageRef{puts[i].hash, puts[i].layer});
   }
   ASSERT_TRUE(fast->PutPages(puts).ok());
   refs.push_back(PageRef{ChainHash(9, 999), 0});  // not stored
