@@ -36,6 +36,32 @@ size_t RowBytes(DType type, int64_t cols) {
   return 0;
 }
 
+absl::Status Backend::DecodeAttentionBatch(const AttentionParams& params, std::span<const DecodeRows> items,
+                                           const float* q, float* out, void* workspace) {
+  const size_t row = static_cast<size_t>(params.num_heads) * params.head_dim;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i].num_tokens < 1) return absl::InvalidArgumentError("DecodeAttentionBatch: an item has no keys");
+    AttentionParams one = params;
+    one.num_queries = 1;
+    one.first_position = items[i].num_tokens - 1;
+    absl::Status s = Attention(one, q + i * row, items[i].k, items[i].v, out + i * row, workspace);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Backend::ScatterRows(std::span<float* const> k_dst, std::span<float* const> v_dst, const float* k,
+                                  const float* v, int32_t row_floats) {
+  if (k_dst.size() != v_dst.size() || row_floats < 0) return absl::InvalidArgumentError("ScatterRows: bad shape");
+  const size_t bytes = static_cast<size_t>(row_floats) * sizeof(float);
+  for (size_t i = 0; i < k_dst.size(); ++i) {
+    absl::Status s = CopyOnDevice(k_dst[i], k + i * row_floats, bytes);
+    if (s.ok()) s = CopyOnDevice(v_dst[i], v + i * row_floats, bytes);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
   if (this != &other) {
     Reset();

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -187,6 +188,26 @@ class Backend {
   virtual absl::Status PagedAttention(const PagedAttentionParams& params, const float* q, const float* k_pages,
                                       const float* v_pages, const int32_t* page_ids, float* out,
                                       void* workspace) = 0;
+
+  // Decode attention of a batch of sequences, one query each, every sequence over its own
+  // contiguous cache (the batched decode step of several requests). Results equal one Attention
+  // call per item; a GPU backend runs the batch as one launch.
+  //   params: heads, head_dim and scale (num_queries and first_position are ignored)
+  //   items[i]: item i's K and V rows [num_tokens, num_kv_heads, head_dim]; it attends all of them
+  //   q, out: [items.size(), num_heads, head_dim]
+  //   workspace: AttentionWorkspaceBytes(params with the largest num_tokens, num_threads()) bytes
+  struct DecodeRows {
+    const float* k = nullptr;
+    const float* v = nullptr;
+    int32_t num_tokens = 0;
+  };
+  virtual absl::Status DecodeAttentionBatch(const AttentionParams& params, std::span<const DecodeRows> items,
+                                            const float* q, float* out, void* workspace);
+
+  // Row i of k and of v ([n, row_floats], n = k_dst.size() = v_dst.size()) to k_dst[i] / v_dst[i]
+  // (a decode batch's new KV rows into each sequence's cache). Default: CopyOnDevice per row.
+  virtual absl::Status ScatterRows(std::span<float* const> k_dst, std::span<float* const> v_dst, const float* k,
+                                   const float* v, int32_t row_floats);
 
   virtual int32_t num_threads() const { return 1; }
 };

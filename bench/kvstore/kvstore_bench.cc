@@ -64,6 +64,8 @@ ABSL_FLAG(std::string, dir, "", "Work directory on the disk to measure (default:
 ABSL_FLAG(int, memory_pages, 2048, "Pages for the memory-tier rows (64 KiB each).");
 ABSL_FLAG(int, disk_pages, 4096, "Pages for the disk-tier rows (64 KiB each).");
 ABSL_FLAG(int, latency_iters, 2000, "Fetches per latency row.");
+ABSL_FLAG(std::string, kvstore_binary, LEOAM_KVSTORE_BINARY,
+          "The leoam-kvstore to start (default: the one built next to this bench).");
 ABSL_FLAG(std::vector<std::string>, server_args, {}, "Extra leoam-kvstore flags for every server (comma-separated).");
 ABSL_FLAG(int, abstract_nodes, 512, "Chain nodes (x 12 layers) for the abstracts rows (512: an 8K-token prompt).");
 ABSL_FLAG(int, batch, 64, "Pages per FetchPages / PutPages request in the throughput rows.");
@@ -94,7 +96,7 @@ struct Server {
   std::string socket;
   Server(const std::string& dir, const std::string& data, const std::vector<std::string>& extra) {
     socket = dir + "/kvstore.sock";
-    std::vector<std::string> args = {LEOAM_KVSTORE_BINARY, "--listen=unix://" + socket, "--data_dir=" + data,
+    std::vector<std::string> args = {absl::GetFlag(FLAGS_kvstore_binary), "--listen=unix://" + socket, "--data_dir=" + data,
                                      "--arena_size=768MiB"};
     args.insert(args.end(), extra.begin(), extra.end());
     for (const std::string& a : absl::GetFlag(FLAGS_server_args)) args.push_back(a);

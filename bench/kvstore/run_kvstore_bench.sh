@@ -11,7 +11,7 @@ build="${1:-$root/build}"
 work="${2:-}"
 bench="$build/bin/kvstore_bench"
 [[ -x "$bench" ]] || { echo "no $bench; build kvstore_bench first" >&2; exit 1; }
-args=()
+args=("--kvstore_binary=$build/bin/leoam-kvstore")
 [[ -n "$work" ]] && args+=("--dir=$work")
 echo "# $(date -u '+%F %T UTC'), $(nproc) CPUs, uptime: $(uptime)"
 # 1) 64-page requests (4 MiB): the request size compute typically uses for one layer's pages.

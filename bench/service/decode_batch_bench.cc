@@ -18,11 +18,12 @@ ABSL_FLAG(std::string, model, "", "GGUF model (required).");
 ABSL_FLAG(int32_t, context, 64, "Positions already in each sequence's KV before the timed steps.");
 ABSL_FLAG(int32_t, steps, 8, "Timed decode steps per batch size.");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: all).");
+ABSL_FLAG(std::string, backend, "auto", "Compute backend: auto (GPU when present), cpu or cuda.");
 ABSL_FLAG(std::vector<std::string>, batches, std::vector<std::string>({"1", "2", "4", "8", "16"}), "Batch sizes.");
 
 int main(int argc, char** argv) {
   leoam::ParseFlags(argc, argv, "Times LlamaModel::ForwardDecodeBatch at several batch sizes.");
-  auto backend = leoam::CreateBackend({"cpu", absl::GetFlag(FLAGS_threads)});
+  auto backend = leoam::CreateBackend({absl::GetFlag(FLAGS_backend), absl::GetFlag(FLAGS_threads)});
   if (!backend.ok()) return std::fprintf(stderr, "%s\n", backend.status().ToString().c_str()), 1;
   auto model = leoam::LlamaModel::Load(absl::GetFlag(FLAGS_model), **backend);
   if (!model.ok()) return std::fprintf(stderr, "%s\n", model.status().ToString().c_str()), 1;

@@ -26,6 +26,7 @@ class KvCache final : public KvSequence {
   Rows InPlaceRows(int32_t layer, int32_t start, int32_t n) override {
     return {k(layer) + static_cast<size_t>(start) * kv_dim_, v(layer) + static_cast<size_t>(start) * kv_dim_};
   }
+  Rows DenseRows(int32_t layer) override { return {k(layer), v(layer)}; }
   absl::Status Append(int32_t layer, int32_t start, int32_t n, const float* k, const float* v) override;
   absl::Status Attend(int32_t layer, const kernels::AttentionParams& params, const float* q, float* out,
                       void* workspace) override;

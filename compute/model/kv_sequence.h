@@ -27,6 +27,11 @@ class KvSequence {
   };
   virtual Rows InPlaceRows(int32_t /*layer*/, int32_t /*start*/, int32_t /*n*/) { return {}; }
 
+  // The whole contiguous cache of `layer` ([capacity, num_kv_heads, head_dim] K and V) when this
+  // sequence's attention is exact attention over those rows (KvCache), else {nullptr, nullptr}.
+  // Lets the model run several sequences' decode attention as one backend call.
+  virtual Rows DenseRows(int32_t /*layer*/) { return {}; }
+
   // Stores rows [start, start + n) of `layer`. Positions [0, start) are already stored.
   //   k, v: [n, num_kv_heads, head_dim] post-RoPE keys and values, backend memory.
   virtual absl::Status Append(int32_t layer, int32_t start, int32_t n, const float* k, const float* v) = 0;

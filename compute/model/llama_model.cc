@@ -290,11 +290,31 @@ absl::Status LlamaModel::ForwardDecodeBatch(std::span<const DecodeItem> items, f
   kernels::Backend& b = backend_;
   const size_t q_dim = c.q_dim(), kv_dim = c.kv_dim();
 
+  // Dense caches (every item a KvCache): each layer's new rows go to their caches in one call and
+  // the attention of all items runs as one batch, instead of two calls per item and layer.
+  bool all_dense = true;
+  for (const DecodeItem& it : items) all_dense = all_dense && it.cache->DenseRows(0).k != nullptr;
+  std::vector<float*> k_dst(all_dense ? n : 0), v_dst(all_dense ? n : 0);
+  std::vector<kernels::Backend::DecodeRows> rows(all_dense ? n : 0);
+  const kernels::AttentionParams batch_params{1, c.num_heads, c.num_kv_heads, c.head_dim, 0, scale};
+
   RETURN_IF_ERROR(b.Embed(weights_.token_embd, dev_ids, n, x));
   for (int l = 0; l < c.num_layers; ++l) {
     const LayerWeights& w = weights_.layers[l];
     // Each row rotates by its own position.
     RETURN_IF_ERROR(AttentionInputs(w, n, pos, x, q, k, v));
+    if (all_dense) {
+      for (int32_t i = 0; i < n; ++i) {
+        const KvSequence::Rows cache = items[i].cache->DenseRows(l);
+        k_dst[i] = cache.k + static_cast<size_t>(items[i].position) * kv_dim;
+        v_dst[i] = cache.v + static_cast<size_t>(items[i].position) * kv_dim;
+        rows[i] = {cache.k, cache.v, items[i].position + 1};
+      }
+      RETURN_IF_ERROR(b.ScatterRows(k_dst, v_dst, k, v, static_cast<int32_t>(kv_dim)));
+      RETURN_IF_ERROR(b.DecodeAttentionBatch(batch_params, rows, q, att, scratch_.attn_workspace.data()));
+      RETURN_IF_ERROR(AttentionOutputAndFfn(w, n, att, x));
+      continue;
+    }
     for (int32_t i = 0; i < n; ++i) {
       const DecodeItem& it = items[i];
       kernels::AttentionParams p{1, c.num_heads, c.num_kv_heads, c.head_dim, it.position, scale};

@@ -10,6 +10,7 @@
 // Work stays in fp32 like the CPU reference.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <cstdint>
 
@@ -164,7 +165,8 @@ __global__ void AttentionKernel(AttentionProblem p, const float* q, const float*
   }
 }
 
-// grid: (num_kv_heads, num_queries). Rescales each split's partial to the common max and normalizes.
+// grid: (num_kv_heads, num_queries); a thread per output (group * head_dim of them, rounded up to a
+// warp, at most 1024 per block). Rescales each split's partial to the common max and normalizes.
 __global__ void CombineKernel(AttentionProblem p, int32_t splits, const float* partial, float* out) {
   const int32_t d = p.head_dim;
   const int32_t group = p.num_heads / p.num_kv_heads;
@@ -176,13 +178,15 @@ __global__ void CombineKernel(AttentionProblem p, int32_t splits, const float* p
   for (int32_t o = threadIdx.x; o < outputs; o += blockDim.x) {
     const int32_t h = o / d;
     float m = -FLT_MAX;
+#pragma unroll 8
     for (int32_t s = 0; s < splits; ++s) m = fmaxf(m, parts[s * partial_floats + h]);
     float l = 0.0f, acc = 0.0f;
+#pragma unroll 8
     for (int32_t s = 0; s < splits; ++s) {
       const float* part = parts + s * partial_floats;
-      if (part[group + h] == 0.0f) continue;  // an empty split
-      const float w = expf(part[h] - m);
-      l += part[group + h] * w;
+      const float ls = part[group + h];
+      const float w = ls == 0.0f ? 0.0f : expf(part[h] - m);  // an empty split weighs nothing
+      l += ls * w;
       acc += part[2 * group + o] * w;
     }
     oh[o] = l > 0.0f ? acc / l : 0.0f;
@@ -233,7 +237,14 @@ cudaError_t LaunchAttention(const AttentionProblem& p, const float* q, const flo
   const dim3 grid(p.num_kv_heads, splits, p.num_queries);
   AttentionKernel<<<grid, kThreads, smem_bytes, stream>>>(p, q, k, v, out, splits, partial);
   if ((err = cudaGetLastError()) != cudaSuccess || splits == 1) return err;
-  CombineKernel<<<dim3(p.num_kv_heads, p.num_queries), kThreads, 0, stream>>>(p, splits, partial, out);
+  return LaunchAttentionCombine(p, splits, partial, out, stream);
+}
+
+cudaError_t LaunchAttentionCombine(const AttentionProblem& p, int32_t splits, const float* partial, float* out,
+                                   cudaStream_t stream) {
+  const int32_t outputs = (p.num_heads / p.num_kv_heads) * p.head_dim;
+  const int32_t threads = std::min(1024, (outputs + 31) / 32 * 32);
+  CombineKernel<<<dim3(p.num_kv_heads, p.num_queries), threads, 0, stream>>>(p, splits, partial, out);
   return cudaGetLastError();
 }
 

@@ -39,6 +39,15 @@ absl::Status ValidateHeads(int32_t num_heads, int32_t num_kv_heads, int32_t head
   return absl::OkStatus();
 }
 
+cuda::DecodeAttentionProblem DecodeProblem(int32_t num_heads, int32_t num_kv_heads, int32_t head_dim, float scale) {
+  cuda::DecodeAttentionProblem d;
+  d.num_heads = num_heads;
+  d.num_kv_heads = num_kv_heads;
+  d.head_dim = head_dim;
+  d.scale = scale;
+  return d;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CudaBackend>> CudaBackend::Create(const CudaBackendOptions& options) {
@@ -275,6 +284,15 @@ absl::Status CudaBackend::Attention(const AttentionParams& params, const float* 
     return absl::InvalidArgumentError("Attention: negative query count or position");
   }
   if (params.num_queries == 0) return absl::OkStatus();
+  if (params.num_queries == 1) {
+    cuda::DecodeAttentionProblem d = DecodeProblem(params.num_heads, params.num_kv_heads, params.head_dim, params.scale);
+    d.num_items = 1;
+    d.k[0] = k;
+    d.v[0] = v;
+    d.num_tokens[0] = params.first_position + 1;
+    ASSIGN_OR_RETURN(bool done, TryDecodeAttention(d, q, out));
+    if (done) return absl::OkStatus();
+  }
   cuda::AttentionProblem p;
   p.num_queries = params.num_queries;
   p.num_heads = params.num_heads;
@@ -297,6 +315,17 @@ absl::Status CudaBackend::PagedAttention(const PagedAttentionParams& params, con
     return absl::InvalidArgumentError(absl::StrFormat("PagedAttention: bad pages (page_size %d, pages %d, last %d)",
                                                       params.page_size, params.num_pages, params.last_page_tokens));
   }
+  {
+    cuda::DecodeAttentionProblem d = DecodeProblem(params.num_heads, params.num_kv_heads, params.head_dim, params.scale);
+    d.num_items = 1;
+    d.page_ids = page_ids;
+    d.page_size = params.page_size;
+    d.k[0] = k_pages;
+    d.v[0] = v_pages;
+    d.num_tokens[0] = (params.num_pages - 1) * params.page_size + params.last_page_tokens;
+    ASSIGN_OR_RETURN(bool done, TryDecodeAttention(d, q, out));
+    if (done) return absl::OkStatus();
+  }
   cuda::AttentionProblem p;
   p.num_queries = 1;
   p.num_heads = params.num_heads;
@@ -311,6 +340,55 @@ absl::Status CudaBackend::PagedAttention(const PagedAttentionParams& params, con
   return CudaStatus(cuda::LaunchAttention(p, q, k_pages, v_pages, out, splits, attention_scratch_.as<float>(),
                                           stream_.get()),
                     "PagedAttention");
+}
+
+absl::StatusOr<bool> CudaBackend::TryDecodeAttention(const cuda::DecodeAttentionProblem& p, const float* q,
+                                                      float* out) {
+  if (!cuda::DecodeAttentionSupported(p, q, out)) return false;
+  const int32_t splits =
+      cuda::ChooseDecodeSplits(p, sm_count_, attention_scratch_.bytes() / sizeof(float));
+  RETURN_IF_ERROR(CudaStatus(
+      cuda::LaunchDecodeAttention(p, q, out, splits, attention_scratch_.as<float>(), stream_.get()), "decode attention"));
+  return true;
+}
+
+absl::Status CudaBackend::DecodeAttentionBatch(const AttentionParams& params, std::span<const DecodeRows> items,
+                                               const float* q, float* out, void* workspace) {
+  RETURN_IF_ERROR(ValidateHeads(params.num_heads, params.num_kv_heads, params.head_dim, "DecodeAttentionBatch"));
+  const size_t row = static_cast<size_t>(params.num_heads) * params.head_dim;
+  for (size_t first = 0; first < items.size(); first += cuda::kMaxDecodeItems) {
+    const size_t count = std::min<size_t>(cuda::kMaxDecodeItems, items.size() - first);
+    const std::span<const DecodeRows> chunk = items.subspan(first, count);
+    cuda::DecodeAttentionProblem d = DecodeProblem(params.num_heads, params.num_kv_heads, params.head_dim, params.scale);
+    d.num_items = static_cast<int32_t>(count);
+    for (size_t i = 0; i < count; ++i) {
+      if (chunk[i].num_tokens < 1) return absl::InvalidArgumentError("DecodeAttentionBatch: an item has no keys");
+      d.k[i] = chunk[i].k;
+      d.v[i] = chunk[i].v;
+      d.num_tokens[i] = chunk[i].num_tokens;
+    }
+    ASSIGN_OR_RETURN(bool done, TryDecodeAttention(d, q + first * row, out + first * row));
+    if (!done) RETURN_IF_ERROR(Backend::DecodeAttentionBatch(params, chunk, q + first * row, out + first * row, workspace));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CudaBackend::ScatterRows(std::span<float* const> k_dst, std::span<float* const> v_dst, const float* k,
+                                      const float* v, int32_t row_floats) {
+  if (k_dst.size() != v_dst.size() || row_floats < 0) return absl::InvalidArgumentError("ScatterRows: bad shape");
+  for (size_t first = 0; first < k_dst.size(); first += cuda::kMaxScatterRows) {
+    const size_t count = std::min<size_t>(cuda::kMaxScatterRows, k_dst.size() - first);
+    cuda::RowScatter dst;
+    for (size_t i = 0; i < count; ++i) {
+      dst.k_dst[i] = k_dst[first + i];
+      dst.v_dst[i] = v_dst[first + i];
+    }
+    const size_t offset = first * static_cast<size_t>(row_floats);
+    RETURN_IF_ERROR(CudaStatus(cuda::LaunchScatterRows(dst, static_cast<int32_t>(count), k + offset, v + offset,
+                                                       row_floats, stream_.get()),
+                               "ScatterRows"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace leoam::kernels

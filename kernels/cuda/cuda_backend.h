@@ -27,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "kernels/backend.h"
+#include "kernels/cuda/cuda_kernels.h"
 #include "kernels/cuda/cuda_resources.h"
 
 namespace leoam::kernels {
@@ -74,12 +75,18 @@ class CudaBackend final : public Backend {
                          void* workspace) override;
   absl::Status PagedAttention(const PagedAttentionParams& params, const float* q, const float* k_pages,
                               const float* v_pages, const int32_t* page_ids, float* out, void* workspace) override;
+  absl::Status DecodeAttentionBatch(const AttentionParams& params, std::span<const DecodeRows> items, const float* q,
+                                    float* out, void* workspace) override;
+  absl::Status ScatterRows(std::span<float* const> k_dst, std::span<float* const> v_dst, const float* k,
+                           const float* v, int32_t row_floats) override;
 
  private:
   CudaBackend() = default;
   // Waits for the compute stream, then reports errors kernels flagged on the device (bad token ids).
   absl::Status SyncAndCheck();
   absl::Status GemmHalf(const float* x, const Matrix& w, int32_t n, float* y);
+  // The streaming decode kernel on `p` when it takes it (false: the caller uses the general kernel).
+  absl::StatusOr<bool> TryDecodeAttention(const cuda::DecodeAttentionProblem& p, const float* q, float* out);
 
   int device_ = 0;
   std::string device_name_;

@@ -31,9 +31,19 @@ cudaError_t LaunchSwiGlu(const float* gate, const float* up, size_t count, float
 cudaError_t LaunchRope(float* x, const int32_t* positions, int32_t n, int32_t num_heads, int32_t head_dim,
                        int32_t style, int32_t rot_dim, const float* inv_freq, cudaStream_t stream);
 
+// k_dst[i][0, row_floats) = k[i, :], v_dst[i][0, row_floats) = v[i, :] for i < n <= kMaxScatterRows:
+// a decode batch's new K/V rows into each request's own cache, one launch.
+constexpr int32_t kMaxScatterRows = 32;
+struct RowScatter {
+  float* k_dst[kMaxScatterRows] = {};
+  float* v_dst[kMaxScatterRows] = {};
+};
+cudaError_t LaunchScatterRows(const RowScatter& dst, int32_t n, const float* k, const float* v, int32_t row_floats,
+                              cudaStream_t stream);
+
 // --- matmul.cu ---
 // Largest n the GEMV kernel takes (decode and small batches); larger n goes through cuBLAS.
-constexpr int32_t kMaxGemvBatch = 8;
+constexpr int32_t kMaxGemvBatch = 16;
 // y[n, rows] = x[n, cols] * W^T for n <= kMaxGemvBatch, W in its stored type (Q8_0 decoded in registers).
 cudaError_t LaunchGemv(WeightType type, const void* w, int64_t rows, int64_t cols, const float* x, int32_t n,
                        float* y, cudaStream_t stream);
@@ -68,5 +78,34 @@ constexpr int32_t kMaxGroupDims = 2048;
 // slot pools [slots, page_size, kv_heads, head_dim]. partial: AttentionPartialFloats(p, splits).
 cudaError_t LaunchAttention(const AttentionProblem& p, const float* q, const float* k, const float* v, float* out,
                             int32_t splits, float* partial, cudaStream_t stream);
+// Combines the split-K partials of p.num_queries queries (rows of out) — the second kernel of
+// LaunchAttention, shared with LaunchDecodeAttention.
+cudaError_t LaunchAttentionCombine(const AttentionProblem& p, int32_t splits, const float* partial, float* out,
+                                   cudaStream_t stream);
+
+// --- decode_attention.cu ---
+// One decode query per item: item i attends its own keys [0, num_tokens[i]) — contiguous rows
+// [tokens, kv_heads, head_dim] at k[i] / v[i], or (page_ids set, one item) rows of the selected
+// pages of slot pools [slots, page_size, kv_heads, head_dim]. q, out: [num_items, num_heads, head_dim].
+constexpr int32_t kMaxDecodeItems = 32;
+struct DecodeAttentionProblem {
+  int32_t num_items = 0;
+  int32_t num_heads = 0;
+  int32_t num_kv_heads = 0;
+  int32_t head_dim = 0;
+  float scale = 0.0f;
+  const int32_t* page_ids = nullptr;  // paged (one item): device array of slot ids
+  int32_t page_size = 0;
+  const float* k[kMaxDecodeItems] = {};
+  const float* v[kMaxDecodeItems] = {};
+  int32_t num_tokens[kMaxDecodeItems] = {};
+};
+// Whether the streaming decode kernel takes this problem (head_dim 64 or 128, heads per KV head
+// 1, 2, 4 or 8, 16-byte aligned rows); otherwise use LaunchAttention per item.
+bool DecodeAttentionSupported(const DecodeAttentionProblem& p, const float* q, const float* out);
+int32_t ChooseDecodeSplits(const DecodeAttentionProblem& p, int32_t sm_count, size_t partial_capacity_floats);
+// partial: num_items * num_kv_heads * splits * (2 * group + group * head_dim) floats when splits > 1.
+cudaError_t LaunchDecodeAttention(const DecodeAttentionProblem& p, const float* q, float* out, int32_t splits,
+                                  float* partial, cudaStream_t stream);
 
 }  // namespace leoam::kernels::cuda

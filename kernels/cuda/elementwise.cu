@@ -58,21 +58,25 @@ __global__ void EmbedKernel(int32_t type, const unsigned char* table, int64_t ro
   for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dst[c] = LoadWeight(type, row, c);
 }
 
-__global__ void RmsNormKernel(const float* x, const float* weight, int32_t dim, float eps, float* y) {
+// One block of kRowThreads per row: a decode step normalizes a single row, so the whole block
+// (not 256 threads looping 16 times) reads it once, then the squares are summed in double.
+constexpr int kRowThreads = 1024;
+
+__global__ void __launch_bounds__(kRowThreads) RmsNormKernel(const float* x, const float* weight, int32_t dim,
+                                                             float eps, float* y) {
   const float* xr = x + static_cast<int64_t>(blockIdx.x) * dim;
   float* yr = y + static_cast<int64_t>(blockIdx.x) * dim;
   double sum = 0.0;
   for (int32_t i = threadIdx.x; i < dim; i += blockDim.x) sum += static_cast<double>(xr[i]) * xr[i];
-  __shared__ double partial[kThreads / 32];
+  __shared__ double partial[kRowThreads / 32];
   for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_down_sync(0xffffffffu, sum, offset);
   if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = sum;
   __syncthreads();
   __shared__ float scale;
-  if (threadIdx.x == 0) {
-    double total = 0.0;
-    for (int w = 0; w < static_cast<int>(blockDim.x / 32); ++w) total += partial[w];
-    const float mean = static_cast<float>(total / dim);
-    scale = 1.0f / sqrtf(mean + eps);
+  if (threadIdx.x < 32) {
+    double total = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.0;
+    for (int offset = 16; offset > 0; offset /= 2) total += __shfl_down_sync(0xffffffffu, total, offset);
+    if (threadIdx.x == 0) scale = 1.0f / sqrtf(static_cast<float>(total / dim) + eps);
   }
   __syncthreads();
   for (int32_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = (xr[i] * scale) * weight[i];
@@ -100,24 +104,44 @@ __global__ void SwiGluKernel(const float* gate, const float* up, size_t count, f
   }
 }
 
-// One block per token; threads over (head, pair).
+// One block per token. The angles depend on the pair only, so the block computes each pair's
+// cos/sin once (precise cosf/sinf, as the CPU does) into shared memory and then rotates every head.
+constexpr int kMaxRopePairs = 512;  // rot_dim / 2; checked by the launcher
+
 __global__ void RopeKernel(float* x, const int32_t* positions, int32_t num_heads, int32_t head_dim, int32_t style,
                            int32_t rot_dim, const float* inv_freq) {
+  __shared__ float cos_s[kMaxRopePairs], sin_s[kMaxRopePairs];
   const int32_t t = blockIdx.x;
   const int32_t half = rot_dim / 2;
   const float p = static_cast<float>(positions[t]);
+  for (int32_t i = threadIdx.x; i < half; i += blockDim.x) {
+    const float theta = p * inv_freq[i];
+    cos_s[i] = cosf(theta);
+    sin_s[i] = sinf(theta);
+  }
+  __syncthreads();
   float* xt = x + static_cast<int64_t>(t) * num_heads * head_dim;
   for (int32_t k = threadIdx.x; k < num_heads * half; k += blockDim.x) {
     const int32_t h = k / half;
     const int32_t i = k % half;
-    const float theta = p * inv_freq[i];
-    const float c = cosf(theta), s = sinf(theta);
+    const float c = cos_s[i], s = sin_s[i];
     float* xh = xt + static_cast<int64_t>(h) * head_dim;
     const int32_t a = style == 0 ? 2 * i : i;
     const int32_t b = style == 0 ? 2 * i + 1 : i + half;
     const float x0 = xh[a], x1 = xh[b];
     xh[a] = x0 * c - x1 * s;
     xh[b] = x0 * s + x1 * c;
+  }
+}
+
+// grid: n rows; each block copies one row of K and of V to that row's destinations.
+__global__ void ScatterRowsKernel(RowScatter dst, const float* k, const float* v, int32_t row_floats) {
+  const int32_t row = blockIdx.x;
+  const float* ks = k + static_cast<int64_t>(row) * row_floats;
+  const float* vs = v + static_cast<int64_t>(row) * row_floats;
+  for (int32_t j = threadIdx.x; j < row_floats; j += blockDim.x) {
+    dst.k_dst[row][j] = ks[j];
+    dst.v_dst[row][j] = vs[j];
   }
 }
 
@@ -134,7 +158,7 @@ cudaError_t LaunchEmbed(WeightType type, const void* table, int64_t rows, int64_
 cudaError_t LaunchRmsNorm(const float* x, const float* weight, int32_t rows, int32_t dim, float eps, float* y,
                           cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  RmsNormKernel<<<rows, kThreads, 0, stream>>>(x, weight, dim, eps, y);
+  RmsNormKernel<<<rows, kRowThreads, 0, stream>>>(x, weight, dim, eps, y);
   return cudaGetLastError();
 }
 
@@ -157,10 +181,19 @@ cudaError_t LaunchSwiGlu(const float* gate, const float* up, size_t count, float
   return cudaGetLastError();
 }
 
+cudaError_t LaunchScatterRows(const RowScatter& dst, int32_t n, const float* k, const float* v, int32_t row_floats,
+                              cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  if (n > kMaxScatterRows) return cudaErrorInvalidValue;
+  ScatterRowsKernel<<<n, kThreads, 0, stream>>>(dst, k, v, row_floats);
+  return cudaGetLastError();
+}
+
 cudaError_t LaunchRope(float* x, const int32_t* positions, int32_t n, int32_t num_heads, int32_t head_dim,
                        int32_t style, int32_t rot_dim, const float* inv_freq, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  RopeKernel<<<n, 128, 0, stream>>>(x, positions, num_heads, head_dim, style, rot_dim, inv_freq);
+  if (rot_dim / 2 > kMaxRopePairs) return cudaErrorInvalidValue;
+  RopeKernel<<<n, 256, 0, stream>>>(x, positions, num_heads, head_dim, style, rot_dim, inv_freq);
   return cudaGetLastError();
 }
 

@@ -1,5 +1,5 @@
 // Weight-stationary kernels of the CUDA backend's MatMul: a GEMV for decode-sized batches (each
-// warp streams one weight row once for up to 8 activation rows — decode is bound by reading the
+// warp streams one weight row once for up to 16 activation rows — decode is bound by reading the
 // weights, so they are read in their stored type with 16-byte loads and converted in registers),
 // and the conversions that feed cuBLAS for larger batches.
 #include <cuda_bf16.h>
@@ -57,20 +57,45 @@ struct Vec<kWeightBF16> {
 
 // F32/F16/BF16 rows: lanes take 16-byte vectors in turn. Requires cols % kWidth == 0 and 16-byte
 // aligned rows and x (checked by the launcher).
+// kBatch is the largest batch a kernel takes; n <= kBatch rows of x are used (uniform branches).
 template <int kType, int kBatch>
 __global__ void GemvVecKernel(const unsigned char* w, size_t row_bytes, int64_t rows, int64_t cols, const float* x,
-                              float* y) {
+                              int32_t n, float* y) {
   constexpr int kWidth = Vec<kType>::kWidth;
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;
   const void* wr = w + row * row_bytes;
   float acc[kBatch] = {};
-  for (int64_t c = static_cast<int64_t>(lane) * kWidth; c < cols; c += 32 * kWidth) {
+  // kUnroll vectors per lane in flight before any is used: one load at a time leaves the memory
+  // system idle between a warp's loads (measured: 78% of copy bandwidth on F16 rows of 4096).
+  constexpr int kUnroll = 4;
+  constexpr int64_t kStep = 32 * kWidth;
+  int64_t c = static_cast<int64_t>(lane) * kWidth;
+  for (; c + (kUnroll - 1) * kStep < cols; c += kUnroll * kStep) {
+    float wv[kUnroll][kWidth];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) Vec<kType>::Load(wr, c + u * kStep, wv[u]);
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+        if (b >= n) break;
+        const float* xb = x + b * cols + c + u * kStep;
+#pragma unroll
+        for (int i = 0; i < kWidth; i += 4) {
+          const float4 xv = *reinterpret_cast<const float4*>(xb + i);
+          acc[b] += wv[u][i] * xv.x + wv[u][i + 1] * xv.y + wv[u][i + 2] * xv.z + wv[u][i + 3] * xv.w;
+        }
+      }
+    }
+  }
+  for (; c < cols; c += kStep) {
     float wv[kWidth];
     Vec<kType>::Load(wr, c, wv);
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) {
+      if (b >= n) break;
       const float* xb = x + b * cols + c;
 #pragma unroll
       for (int i = 0; i < kWidth; i += 4) {
@@ -81,6 +106,7 @@ __global__ void GemvVecKernel(const unsigned char* w, size_t row_bytes, int64_t 
   }
 #pragma unroll
   for (int b = 0; b < kBatch; ++b) {
+    if (b >= n) break;
     const float s = WarpSum(acc[b]);
     if (lane == 0) y[b * rows + row] = s;
   }
@@ -88,7 +114,7 @@ __global__ void GemvVecKernel(const unsigned char* w, size_t row_bytes, int64_t 
 
 // Q8_0 rows: each lane decodes whole 34-byte blocks (fp16 scale + 32 int8; only 2-byte aligned).
 template <int kBatch>
-__global__ void GemvQ8Kernel(const unsigned char* w, int64_t rows, int64_t cols, const float* x, float* y) {
+__global__ void GemvQ8Kernel(const unsigned char* w, int64_t rows, int64_t cols, const float* x, int32_t n, float* y) {
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;
@@ -107,6 +133,7 @@ __global__ void GemvQ8Kernel(const unsigned char* w, int64_t rows, int64_t cols,
     }
 #pragma unroll
     for (int b = 0; b < kBatch; ++b) {
+      if (b >= n) break;
       const float* xb = x + b * cols + blk * 32;
       float dot = 0.0f;
 #pragma unroll
@@ -116,6 +143,7 @@ __global__ void GemvQ8Kernel(const unsigned char* w, int64_t rows, int64_t cols,
   }
 #pragma unroll
   for (int b = 0; b < kBatch; ++b) {
+    if (b >= n) break;
     const float s = WarpSum(acc[b]);
     if (lane == 0) y[b * rows + row] = s;
   }
@@ -140,7 +168,7 @@ __device__ float LoadAny(int32_t type, const unsigned char* row, int64_t col) {
 
 template <int kBatch>
 __global__ void GemvScalarKernel(int32_t type, const unsigned char* w, size_t row_bytes, int64_t rows, int64_t cols,
-                                 const float* x, float* y) {
+                                 const float* x, int32_t n, float* y) {
   const int lane = threadIdx.x % 32;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (row >= rows) return;
@@ -149,10 +177,13 @@ __global__ void GemvScalarKernel(int32_t type, const unsigned char* w, size_t ro
   for (int64_t c = lane; c < cols; c += 32) {
     const float wv = LoadAny(type, wr, c);
 #pragma unroll
-    for (int b = 0; b < kBatch; ++b) acc[b] += wv * x[b * cols + c];
+    for (int b = 0; b < kBatch; ++b) {
+      if (b < n) acc[b] += wv * x[b * cols + c];
+    }
   }
 #pragma unroll
   for (int b = 0; b < kBatch; ++b) {
+    if (b >= n) break;
     const float s = WarpSum(acc[b]);
     if (lane == 0) y[b * rows + row] = s;
   }
@@ -174,23 +205,23 @@ size_t RowBytes(WeightType type, int64_t cols) {
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <int kBatch>
-cudaError_t LaunchGemvBatch(WeightType type, const void* w, int64_t rows, int64_t cols, const float* x, float* y,
-                            cudaStream_t stream) {
+cudaError_t LaunchGemvBatch(WeightType type, const void* w, int64_t rows, int64_t cols, const float* x, int32_t n,
+                            float* y, cudaStream_t stream) {
   const unsigned int blocks = static_cast<unsigned int>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
   const unsigned int threads = 32 * kWarpsPerBlock;
   const auto* wb = static_cast<const unsigned char*>(w);
   const size_t row_bytes = RowBytes(type, cols);
   const bool x_ok = Aligned16(x) && cols % 4 == 0;
   if (type == kWeightQ8_0) {
-    GemvQ8Kernel<kBatch><<<blocks, threads, 0, stream>>>(wb, rows, cols, x, y);
+    GemvQ8Kernel<kBatch><<<blocks, threads, 0, stream>>>(wb, rows, cols, x, n, y);
   } else if (type == kWeightF32 && x_ok && Aligned16(w) && cols % 4 == 0) {
-    GemvVecKernel<kWeightF32, kBatch><<<blocks, threads, 0, stream>>>(wb, row_bytes, rows, cols, x, y);
+    GemvVecKernel<kWeightF32, kBatch><<<blocks, threads, 0, stream>>>(wb, row_bytes, rows, cols, x, n, y);
   } else if (type == kWeightF16 && x_ok && Aligned16(w) && cols % 8 == 0) {
-    GemvVecKernel<kWeightF16, kBatch><<<blocks, threads, 0, stream>>>(wb, row_bytes, rows, cols, x, y);
+    GemvVecKernel<kWeightF16, kBatch><<<blocks, threads, 0, stream>>>(wb, row_bytes, rows, cols, x, n, y);
   } else if (type == kWeightBF16 && x_ok && Aligned16(w) && cols % 8 == 0) {
-    GemvVecKernel<kWeightBF16, kBatch><<<blocks, threads, 0, stream>>>(wb, row_bytes, rows, cols, x, y);
+    GemvVecKernel<kWeightBF16, kBatch><<<blocks, threads, 0, stream>>>(wb, row_bytes, rows, cols, x, n, y);
   } else {
-    GemvScalarKernel<kBatch><<<blocks, threads, 0, stream>>>(type, wb, row_bytes, rows, cols, x, y);
+    GemvScalarKernel<kBatch><<<blocks, threads, 0, stream>>>(type, wb, row_bytes, rows, cols, x, n, y);
   }
   return cudaGetLastError();
 }
@@ -232,17 +263,13 @@ unsigned int GridFor(size_t items) {
 cudaError_t LaunchGemv(WeightType type, const void* w, int64_t rows, int64_t cols, const float* x, int32_t n,
                        float* y, cudaStream_t stream) {
   if (n <= 0 || rows <= 0) return cudaSuccess;
-  switch (n) {
-    case 1: return LaunchGemvBatch<1>(type, w, rows, cols, x, y, stream);
-    case 2: return LaunchGemvBatch<2>(type, w, rows, cols, x, y, stream);
-    case 3: return LaunchGemvBatch<3>(type, w, rows, cols, x, y, stream);
-    case 4: return LaunchGemvBatch<4>(type, w, rows, cols, x, y, stream);
-    case 5: return LaunchGemvBatch<5>(type, w, rows, cols, x, y, stream);
-    case 6: return LaunchGemvBatch<6>(type, w, rows, cols, x, y, stream);
-    case 7: return LaunchGemvBatch<7>(type, w, rows, cols, x, y, stream);
-    case 8: return LaunchGemvBatch<8>(type, w, rows, cols, x, y, stream);
-    default: return cudaErrorInvalidValue;
-  }
+  // The smallest instantiated batch that holds n (a few kernels instead of one per n).
+  if (n <= 1) return LaunchGemvBatch<1>(type, w, rows, cols, x, n, y, stream);
+  if (n <= 2) return LaunchGemvBatch<2>(type, w, rows, cols, x, n, y, stream);
+  if (n <= 4) return LaunchGemvBatch<4>(type, w, rows, cols, x, n, y, stream);
+  if (n <= 8) return LaunchGemvBatch<8>(type, w, rows, cols, x, n, y, stream);
+  if (n <= 16) return LaunchGemvBatch<16>(type, w, rows, cols, x, n, y, stream);
+  return cudaErrorInvalidValue;
 }
 
 cudaError_t LaunchConvertToHalf(const float* src, size_t count, bool to_bf16, void* dst, cudaStream_t stream) {

@@ -206,13 +206,13 @@ TEST_F(CudaBackendTest, MatMulEveryTypeGemvAndGemm) {
     for (const Shape& shape : {Shape{67, 96}, Shape{300, 1024}}) {
       const Weights w = MakeWeights(type, shape.rows, shape.cols, 7 + static_cast<int>(type));
       DeviceBuffer gw = ToGpu(w.bytes);
-      for (int n : {1, 3, 8, 9, 70}) {
+      for (int n : {1, 3, 8, 9, 16, 17, 70}) {
         const auto x = Random(static_cast<size_t>(n) * shape.cols, n + shape.cols);
         std::vector<float> want(static_cast<size_t>(n) * shape.rows);
         ASSERT_TRUE(cpu_->MatMul(x.data(), View(w, w.bytes.data()), n, want.data()).ok());
         DeviceBuffer gx = ToGpu(x), out = Poisoned(want.size());
         ASSERT_TRUE(gpu_->MatMul(gx.as<float>(), View(w, gw.data()), n, out.as<float>()).ok());
-        const bool gemm = n > 8;
+        const bool gemm = n > 16;  // up to 16 rows: the GEMV (fp32 activations); above: cuBLAS
         const double tolerance = !gemm || type == DType::kF32 ? 1e-5 : type == DType::kBF16 ? 3e-2 : 4e-3;
         EXPECT_LT(RelativeError(want, FromGpu(out, want.size())), tolerance)
             << DTypeName(type) << " " << shape.rows << "x" << shape.cols << " n=" << n;
@@ -223,8 +223,11 @@ TEST_F(CudaBackendTest, MatMulEveryTypeGemvAndGemm) {
 
 TEST_F(CudaBackendTest, CausalAttentionPrefillAndDecodeWithGqa) {
   struct Shape { int queries, first_position, heads, kv_heads, head_dim; };
+  // Decode (one query) with head_dim 64/128 and 1, 2, 4 or 8 heads per KV head takes the streaming
+  // decode kernel; the other shapes the general one.
   for (const Shape& s : {Shape{37, 0, 8, 2, 64}, Shape{16, 100, 4, 4, 128}, Shape{1, 5000, 32, 8, 128},
-                         Shape{1, 77, 12, 1, 64}, Shape{9, 300, 6, 3, 80}}) {
+                         Shape{1, 77, 12, 1, 64}, Shape{9, 300, 6, 3, 80}, Shape{1, 0, 8, 8, 64},
+                         Shape{1, 32, 16, 2, 128}, Shape{1, 1000, 4, 2, 64}, Shape{1, 40000, 8, 8, 128}}) {
     const int keys = s.first_position + s.queries;
     const auto q = Random(static_cast<size_t>(s.queries) * s.heads * s.head_dim, keys);
     const auto k = Random(static_cast<size_t>(keys) * s.kv_heads * s.head_dim, keys + 1);
@@ -264,6 +267,56 @@ TEST_F(CudaBackendTest, PagedAttentionOverSelectedPages) {
                                      out.as<float>(), nullptr)
                     .ok());
     EXPECT_LT(RelativeError(want, FromGpu(out, want.size())), 1e-5) << s.pages << " pages of " << s.page_size;
+  }
+}
+
+TEST_F(CudaBackendTest, DecodeAttentionBatchAndScatterRowsMatchTheCpu) {
+  // Items of very different lengths, more than one launch's worth (32) in the largest batch, and a
+  // shape the streaming kernel does not take (3 heads per KV head: the per-item fallback).
+  struct Shape { int heads, kv_heads, head_dim, items; };
+  for (const Shape& s : {Shape{32, 8, 128, 5}, Shape{8, 2, 64, 40}, Shape{12, 4, 64, 3}}) {
+    const size_t kv_dim = static_cast<size_t>(s.kv_heads) * s.head_dim;
+    const size_t q_dim = static_cast<size_t>(s.heads) * s.head_dim;
+    std::vector<int32_t> lengths;
+    for (int i = 0; i < s.items; ++i) lengths.push_back(1 + (i * 977 + 13) % 3000);
+    // Each item's cache holds its rows plus the row being appended; the new rows come in one block.
+    std::vector<std::vector<float>> k_host, v_host;
+    std::vector<DeviceBuffer> k_gpu, v_gpu;
+    for (int i = 0; i < s.items; ++i) {
+      k_host.push_back(Random(lengths[i] * kv_dim, 100 + i));
+      v_host.push_back(Random(lengths[i] * kv_dim, 200 + i));
+      k_gpu.push_back(ToGpu(k_host[i]));
+      v_gpu.push_back(ToGpu(v_host[i]));
+    }
+    const auto new_k = Random(s.items * kv_dim, 7), new_v = Random(s.items * kv_dim, 8);
+    const auto q = Random(s.items * q_dim, 9);
+    std::vector<float*> k_dst, v_dst;
+    std::vector<Backend::DecodeRows> cpu_rows, gpu_rows;
+    for (int i = 0; i < s.items; ++i) {
+      const size_t last = (lengths[i] - 1) * kv_dim;
+      std::copy_n(new_k.begin() + i * kv_dim, kv_dim, k_host[i].begin() + last);
+      std::copy_n(new_v.begin() + i * kv_dim, kv_dim, v_host[i].begin() + last);
+      cpu_rows.push_back({k_host[i].data(), v_host[i].data(), lengths[i]});
+      gpu_rows.push_back({k_gpu[i].as<float>(), v_gpu[i].as<float>(), lengths[i]});
+      k_dst.push_back(k_gpu[i].as<float>() + last);
+      v_dst.push_back(v_gpu[i].as<float>() + last);
+    }
+    AttentionParams params{1, s.heads, s.kv_heads, s.head_dim, 0, 1.0f / std::sqrt(static_cast<float>(s.head_dim))};
+    AttentionParams largest = params;
+    largest.first_position = 3000;
+    std::vector<char> workspace(AttentionWorkspaceBytes(largest, cpu_->num_threads()));
+    std::vector<float> want(q.size());
+    ASSERT_TRUE(cpu_->DecodeAttentionBatch(params, cpu_rows, q.data(), want.data(), workspace.data()).ok());
+
+    DeviceBuffer gk_new = ToGpu(new_k), gv_new = ToGpu(new_v), gq = ToGpu(q), out = Poisoned(q.size());
+    ASSERT_TRUE(gpu_->ScatterRows(k_dst, v_dst, gk_new.as<float>(), gv_new.as<float>(), static_cast<int32_t>(kv_dim)).ok());
+    for (int i = 0; i < s.items; ++i) {  // the scattered rows, and nothing else, changed
+      EXPECT_EQ(RelativeError(k_host[i], FromGpu(k_gpu[i], k_host[i].size())), 0.0) << "item " << i;
+      EXPECT_EQ(RelativeError(v_host[i], FromGpu(v_gpu[i], v_host[i].size())), 0.0) << "item " << i;
+    }
+    ASSERT_TRUE(gpu_->DecodeAttentionBatch(params, gpu_rows, gq.as<float>(), out.as<float>(), nullptr).ok());
+    EXPECT_LT(RelativeError(want, FromGpu(out, want.size())), 1e-5) << s.items << " items, " << s.heads << "/"
+                                                                    << s.kv_heads << " heads";
   }
 }
 
