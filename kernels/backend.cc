@@ -36,6 +36,15 @@ size_t RowBytes(DType type, int64_t cols) {
   return 0;
 }
 
+absl::Status Backend::MatMulMany(const float* x, std::span<const Matrix> w, int32_t n, std::span<float* const> y) {
+  if (w.size() != y.size()) return absl::InvalidArgumentError("MatMulMany: as many outputs as matrices needed");
+  for (size_t i = 0; i < w.size(); ++i) {
+    absl::Status s = MatMul(x, w[i], n, y[i]);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Backend::DecodeAttentionBatch(const AttentionParams& params, std::span<const DecodeRows> items,
                                            const float* q, float* out, void* workspace) {
   const size_t row = static_cast<size_t>(params.num_heads) * params.head_dim;

@@ -157,6 +157,10 @@ class Backend {
   // y[n, rows] = x[n, cols] * W^T.                        x: [n, w.cols]; y: [n, w.rows]
   virtual absl::Status MatMul(const float* x, const Matrix& w, int32_t n, float* y) = 0;
 
+  // y[i] = MatMul(x, w[i], n) for several matrices over the same input (Q/K/V, gate/up); w.size()
+  // == y.size(). Results equal one MatMul per matrix; a GPU backend runs them as one launch.
+  virtual absl::Status MatMulMany(const float* x, std::span<const Matrix> w, int32_t n, std::span<float* const> y);
+
   // y[i, :] += bias.                                        y: [n, dim]; bias: [dim]
   virtual absl::Status AddBias(float* y, const float* bias, int32_t n, int32_t dim) = 0;
 

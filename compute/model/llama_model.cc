@@ -167,9 +167,11 @@ absl::Status LlamaModel::AttentionInputs(const LayerWeights& w, int32_t n, const
   kernels::Backend& b = backend_;
   float* xn = scratch_.xn.as<float>();
   RETURN_IF_ERROR(b.RmsNorm(x, w.attn_norm, n, c.dim, c.rms_eps, xn));
-  RETURN_IF_ERROR(b.MatMul(xn, w.wq, n, q));
-  RETURN_IF_ERROR(b.MatMul(xn, w.wk, n, k));
-  RETURN_IF_ERROR(b.MatMul(xn, w.wv, n, v));
+  {
+    const kernels::Matrix qkv[3] = {w.wq, w.wk, w.wv};
+    float* const out[3] = {q, k, v};
+    RETURN_IF_ERROR(b.MatMulMany(xn, qkv, n, out));
+  }
   if (c.has_qkv_bias) {
     RETURN_IF_ERROR(b.AddBias(q, w.bq, n, c.q_dim()));
     RETURN_IF_ERROR(b.AddBias(k, w.bk, n, c.kv_dim()));
@@ -192,8 +194,11 @@ absl::Status LlamaModel::AttentionOutputAndFfn(const LayerWeights& w, int32_t n,
   RETURN_IF_ERROR(b.MatMul(att, w.wo, n, xn));
   RETURN_IF_ERROR(b.Add(x, xn, static_cast<size_t>(n) * c.dim));
   RETURN_IF_ERROR(b.RmsNorm(x, w.ffn_norm, n, c.dim, c.rms_eps, xn));
-  RETURN_IF_ERROR(b.MatMul(xn, w.w_gate, n, gate));
-  RETURN_IF_ERROR(b.MatMul(xn, w.w_up, n, up));
+  {
+    const kernels::Matrix gate_up[2] = {w.w_gate, w.w_up};
+    float* const out[2] = {gate, up};
+    RETURN_IF_ERROR(b.MatMulMany(xn, gate_up, n, out));
+  }
   RETURN_IF_ERROR(b.SwiGlu(gate, up, static_cast<size_t>(n) * c.ffn_dim, gate));
   RETURN_IF_ERROR(b.MatMul(gate, w.w_down, n, xn));
   return b.Add(x, xn, static_cast<size_t>(n) * c.dim);

@@ -202,6 +202,45 @@ float BoxBound(const float* q, const float* mn, const float* mx, int64_t n) {
   return s;
 }
 
+// r[i] = sum of the 8 lanes of v[i], for i < 8, in one reduction tree (hadd pairs, then the two
+// 128-bit halves) instead of a HorizontalSum each.
+__m256 ReduceAdd8(const __m256 v[8]) {
+  const __m256 t0 = _mm256_hadd_ps(v[0], v[1]), t1 = _mm256_hadd_ps(v[2], v[3]);
+  const __m256 t2 = _mm256_hadd_ps(v[4], v[5]), t3 = _mm256_hadd_ps(v[6], v[7]);
+  const __m256 s0 = _mm256_hadd_ps(t0, t1);  // low half: partial sums of v[0..3], high half: the rest of them
+  const __m256 s1 = _mm256_hadd_ps(t2, t3);  // the same for v[4..7]
+  return _mm256_add_ps(_mm256_permute2f128_ps(s0, s1, 0x20), _mm256_permute2f128_ps(s0, s1, 0x31));
+}
+
+void BoxBoundHeads(const float* q_pos, const float* q_neg, int32_t num_heads, int32_t group, const float* mn,
+                   const float* mx, int64_t d, float* out) {
+  // As the AVX-512 kernel, in blocks of 8 heads; channels past the last multiple of 8 are added
+  // to the reduced sums in scalar code.
+  const int64_t vec_end = d & ~int64_t{7};
+  for (int32_t h0 = 0; h0 < num_heads; h0 += 8) {
+    const int32_t nb = std::min<int32_t>(8, num_heads - h0);
+    __m256 acc[8];
+    float tail[8] = {};
+    for (int32_t j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+    for (int32_t j = 0; j < nb; ++j) {
+      const int32_t h = h0 + j;
+      const size_t kv = static_cast<size_t>(h / group) * d;
+      const float* qp = q_pos + static_cast<size_t>(h) * d;
+      const float* qn = q_neg + static_cast<size_t>(h) * d;
+      __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+      for (int64_t i = 0; i < vec_end; i += 8) {
+        a = _mm256_fmadd_ps(_mm256_loadu_ps(qp + i), _mm256_loadu_ps(mx + kv + i), a);
+        b = _mm256_fmadd_ps(_mm256_loadu_ps(qn + i), _mm256_loadu_ps(mn + kv + i), b);
+      }
+      acc[j] = _mm256_add_ps(a, b);
+      for (int64_t i = vec_end; i < d; ++i) tail[j] += qp[i] * mx[kv + i] + qn[i] * mn[kv + i];
+    }
+    alignas(32) float sums[8];
+    _mm256_store_ps(sums, _mm256_add_ps(ReduceAdd8(acc), _mm256_loadu_ps(tail)));
+    for (int32_t j = 0; j < nb; ++j) out[h0 + j] = sums[j];
+  }
+}
+
 void Axpy(float a, const float* x, float* y, int64_t n) {
   const __m256 va = _mm256_set1_ps(a);
   int64_t i = 0;
@@ -287,7 +326,7 @@ void AttnWeightedSum(const float* p, const float* v, int64_t stride, int64_t len
 }  // namespace
 
 const SimdKernels kKernels = {MatVecRows, ConvertBlock,    Dot,     Axpy, Scale, Max, ExpSubSum, SwiGlu,
-                              AttnScores, AttnWeightedSum, nullptr, 1, nullptr, BoxBound};
+                              AttnScores, AttnWeightedSum, nullptr, 1, nullptr, BoxBound, BoxBoundHeads};
 
 }  // namespace leoam::kernels::cpu::avx2
 

@@ -46,6 +46,15 @@ struct SimdKernels {
   // Upper bound of dot(q, k) over the keys k in the box [mn, mx]: sum_i max(q[i] * mn[i], q[i] * mx[i])
   // (the engine scores page abstracts with it). nullptr: the scalar loop.
   float (*box_bound)(const float* q, const float* mn, const float* mx, int64_t n) = nullptr;
+  // box_bound of one abstract node for every query head at once (GQA: query head h reads KV head
+  // h / group), from the query split by sign so that no per-element max is needed:
+  //   out[h] = sum_i q_pos[h, i] * mx[kvh, i] + q_neg[h, i] * mn[kvh, i],  kvh = h / group
+  // with q_pos = max(q, 0), q_neg = min(q, 0) ([num_heads, d] each), mn / mx: [num_heads / group, d].
+  // Equal to box_bound per head up to float rounding (when mn <= mx). Selection scores thousands of
+  // nodes per layer and step: this makes one call per node instead of one per node and head, and
+  // sums the heads' partial vectors in one transposed reduction instead of one each.
+  void (*box_bound_heads)(const float* q_pos, const float* q_neg, int32_t num_heads, int32_t group, const float* mn,
+                          const float* mx, int64_t d, float* out) = nullptr;
 };
 
 const SimdKernels& SimdKernelsFor(SimdLevel level);

@@ -123,9 +123,21 @@ void AttnWeightedSum(const float* p, const float* v, int64_t stride, int64_t len
   for (int64_t j = 0; j < len; ++j) Axpy(p[j], v + j * stride, acc, d);
 }
 
+void BoxBoundHeads(const float* q_pos, const float* q_neg, int32_t num_heads, int32_t group, const float* mn,
+                   const float* mx, int64_t d, float* out) {
+  for (int32_t h = 0; h < num_heads; ++h) {
+    const float* qp = q_pos + static_cast<size_t>(h) * d;
+    const float* qn = q_neg + static_cast<size_t>(h) * d;
+    const size_t kv = static_cast<size_t>(h / group) * d;
+    float s = 0.0f;
+    for (int64_t i = 0; i < d; ++i) s += qp[i] * mx[kv + i] + qn[i] * mn[kv + i];
+    out[h] = s;
+  }
+}
+
 }  // namespace
 
 const SimdKernels kKernels = {MatVecRows, ConvertBlock,    Dot,     Axpy, Scale, Max, ExpSubSum, SwiGlu,
-                              AttnScores, AttnWeightedSum, nullptr, 1};
+                              AttnScores, AttnWeightedSum, nullptr, 1,       nullptr, nullptr, BoxBoundHeads};
 
 }  // namespace leoam::kernels::cpu::scalar

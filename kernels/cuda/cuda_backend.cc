@@ -212,6 +212,25 @@ absl::Status CudaBackend::MatMul(const float* x, const Matrix& w, int32_t n, flo
   return GemmHalf(x, w, n, y);
 }
 
+absl::Status CudaBackend::MatMulMany(const float* x, std::span<const Matrix> w, int32_t n,
+                                     std::span<float* const> y) {
+  if (w.size() != y.size()) return absl::InvalidArgumentError("MatMulMany: as many outputs as matrices needed");
+  // Decode-sized batches of matrices of one type and width: one GEMV launch over all their rows.
+  bool one_launch = n > 0 && n <= cuda::kMaxGemvBatch && !w.empty() && w.size() <= cuda::kMaxGemvMatrices;
+  cuda::GemvMatrices m;
+  for (size_t i = 0; one_launch && i < w.size(); ++i) {
+    RETURN_IF_ERROR(ValidateMatrix(w[i], "MatMulMany"));
+    one_launch = w[i].type == w[0].type && w[i].cols == w[0].cols;
+    m.w[i] = w[i].data;
+    m.rows[i] = w[i].rows;
+    m.y[i] = y[i];
+  }
+  if (!one_launch) return Backend::MatMulMany(x, w, n, y);
+  m.count = static_cast<int32_t>(w.size());
+  return CudaStatus(cuda::LaunchGemvMany(ToWeightType(w[0].type), m, w[0].cols, x, n, stream_.get()),
+                    "MatMulMany (GEMV)");
+}
+
 absl::Status CudaBackend::GemmHalf(const float* x, const Matrix& w, int32_t n, float* y) {
   const bool q8 = w.type == DType::kQ8_0;
   const bool bf16 = w.type == DType::kBF16;

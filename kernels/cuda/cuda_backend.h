@@ -66,6 +66,7 @@ class CudaBackend final : public Backend {
   absl::Status Embed(const Matrix& table, const int32_t* ids, int32_t n, float* out) override;
   absl::Status RmsNorm(const float* x, const float* weight, int32_t rows, int32_t dim, float eps, float* y) override;
   absl::Status MatMul(const float* x, const Matrix& w, int32_t n, float* y) override;
+  absl::Status MatMulMany(const float* x, std::span<const Matrix> w, int32_t n, std::span<float* const> y) override;
   absl::Status AddBias(float* y, const float* bias, int32_t n, int32_t dim) override;
   absl::Status Add(float* x, const float* y, size_t count) override;
   absl::Status SwiGlu(const float* gate, const float* up, size_t count, float* out) override;

@@ -47,6 +47,17 @@ constexpr int32_t kMaxGemvBatch = 16;
 // y[n, rows] = x[n, cols] * W^T for n <= kMaxGemvBatch, W in its stored type (Q8_0 decoded in registers).
 cudaError_t LaunchGemv(WeightType type, const void* w, int64_t rows, int64_t cols, const float* x, int32_t n,
                        float* y, cudaStream_t stream);
+// Several matrices of one type and width over the same x in one launch (Q/K/V, gate/up): y[i][n,
+// rows[i]] = x[n, cols] * W_i^T. One launch fills the GPU better than three small ones in a row.
+constexpr int32_t kMaxGemvMatrices = 4;
+struct GemvMatrices {
+  int32_t count = 0;
+  const void* w[kMaxGemvMatrices] = {};
+  int64_t rows[kMaxGemvMatrices] = {};
+  float* y[kMaxGemvMatrices] = {};
+};
+cudaError_t LaunchGemvMany(WeightType type, const GemvMatrices& m, int64_t cols, const float* x, int32_t n,
+                           cudaStream_t stream);
 // dst[count] = half(src) / bfloat16(src), for cuBLAS GEMM inputs. to_bf16 picks the format.
 cudaError_t LaunchConvertToHalf(const float* src, size_t count, bool to_bf16, void* dst, cudaStream_t stream);
 // dst[rows, cols] (fp16) = Q8_0 rows [row_begin, row_begin + rows) of w (cols values per row).

@@ -158,7 +158,9 @@ cudaError_t LaunchEmbed(WeightType type, const void* table, int64_t rows, int64_
 cudaError_t LaunchRmsNorm(const float* x, const float* weight, int32_t rows, int32_t dim, float eps, float* y,
                           cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  RmsNormKernel<<<rows, kRowThreads, 0, stream>>>(x, weight, dim, eps, y);
+  // Up to a thread per element (QK-norm rows are head_dim long).
+  const int threads = dim < kRowThreads ? (dim + 31) / 32 * 32 : kRowThreads;
+  RmsNormKernel<<<rows, threads, 0, stream>>>(x, weight, dim, eps, y);
   return cudaGetLastError();
 }
 

@@ -221,6 +221,38 @@ TEST_F(CudaBackendTest, MatMulEveryTypeGemvAndGemm) {
   }
 }
 
+TEST_F(CudaBackendTest, MatMulManyEqualsOneMatMulPerMatrix) {
+  // Q/K/V-like matrices of one type (one launch up to 16 rows) and a mixed-type set (one MatMul each).
+  struct Case { DType a, b; int64_t cols; };
+  for (const Case& c : {Case{DType::kF16, DType::kF16, 256}, Case{DType::kQ8_0, DType::kQ8_0, 96},
+                        Case{DType::kBF16, DType::kF32, 128}}) {
+    const Weights wa = MakeWeights(c.a, 96, c.cols, 3), wb = MakeWeights(c.b, 40, c.cols, 4),
+                  wc = MakeWeights(c.b, 40, c.cols, 5);
+    DeviceBuffer ga = ToGpu(wa.bytes), gb = ToGpu(wb.bytes), gc = ToGpu(wc.bytes);
+    const Matrix gpu_w[3] = {View(wa, ga.data()), View(wb, gb.data()), View(wc, gc.data())};
+    const Weights* host[3] = {&wa, &wb, &wc};
+    for (int n : {1, 5, 16, 20}) {
+      const auto x = Random(static_cast<size_t>(n) * c.cols, 50 + n);
+      DeviceBuffer gx = ToGpu(x);
+      std::vector<DeviceBuffer> outs;
+      float* out_ptrs[3];
+      for (int i = 0; i < 3; ++i) {
+        outs.push_back(Poisoned(static_cast<size_t>(n) * host[i]->rows));
+        out_ptrs[i] = outs.back().as<float>();
+      }
+      ASSERT_TRUE(gpu_->MatMulMany(gx.as<float>(), gpu_w, n, out_ptrs).ok());
+      for (int i = 0; i < 3; ++i) {
+        std::vector<float> want(static_cast<size_t>(n) * host[i]->rows);
+        ASSERT_TRUE(cpu_->MatMul(x.data(), View(*host[i], host[i]->bytes.data()), n, want.data()).ok());
+        const DType type = gpu_w[i].type;
+        const double tolerance = n <= 16 || type == DType::kF32 ? 1e-5 : type == DType::kBF16 ? 3e-2 : 4e-3;
+        EXPECT_LT(RelativeError(want, FromGpu(outs[i], want.size())), tolerance)
+            << "matrix " << i << " " << DTypeName(type) << " n=" << n;
+      }
+    }
+  }
+}
+
 TEST_F(CudaBackendTest, CausalAttentionPrefillAndDecodeWithGqa) {
   struct Shape { int queries, first_position, heads, kv_heads, head_dim; };
   // Decode (one query) with head_dim 64/128 and 1, 2, 4 or 8 heads per KV head takes the streaming
