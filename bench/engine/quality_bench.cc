@@ -42,7 +42,9 @@ ABSL_FLAG(std::string, modes, "quest,leoam,leoam-eq,leoam-fixed",
           "adaptivity: every layer sparse at the base budget). Suffix +tier: tiered through --kvstore (pages beyond "
           "the device budget fetched back; must equal the plain mode); +comp: tiered with dynamic page compression "
           "(its quality cost); +re: online re-estimation of the per-layer policies (leoam modes; combinable, e.g. "
-          "leoam-eq+re+tier).");
+          "leoam-eq+re+tier); +sticky: tiered with the resident-page hysteresis of --resident_margin; +stickyprev: the same "
+          "hysteresis for the previous step's pages (tiered or not); +pagewalk: leoam's walk refines "
+          "refine_factor x budget pages' worth of nodes per level (SelectionOptions::refine_by_pages).");
 ABSL_FLAG(int32_t, page_size, 16, "Tokens per page.");
 ABSL_FLAG(std::string, prompt, "model",
           "Prompt source: model (BOS + tokens sampled from the model at temperature 1) or random (uniform ids).");
@@ -54,6 +56,9 @@ ABSL_FLAG(std::string, kvstore, "",
           "Target of a running leoam-kvstore: needed by modes with a +tier or +comp suffix (device page budget of "
           "--device-fraction; +comp: dynamic page compression).");
 ABSL_FLAG(double, device_fraction, 0.25, "+tier / +comp modes: device page budget as a fraction of the KV.");
+ABSL_FLAG(double, resident_margin, 1.0,
+          "+sticky (tiered quest/leoam): SelectionOptions::resident_logit_margin, the hysteresis that keeps resident "
+          "pages unless a page not on the device beats them by this many logits.");
 ABSL_FLAG(double, fp16_gap, 2.0, "+comp: pages within this many logits of the layer's top bound are stored fp16.");
 ABSL_FLAG(double, int8_gap, 6.0, "+comp: ... within this many int8, the rest int4.");
 ABSL_FLAG(int32_t, re_interval, 8, "+re: decode steps between two observations of a layer.");
@@ -118,6 +123,7 @@ struct Row {
   std::vector<double> layer_mass, layer_top_tenth;  // per layer, means over its selections
   std::vector<LayerPolicy> policies;                // leoam: the final policies
   std::string stored = "-";  // tiered: bytes written vs f32, and the encoding mix
+  std::string hit_rate = "-";  // tiered: selected pages found on the device during decode
 };
 
 absl::Status Run() {
@@ -174,10 +180,16 @@ absl::Status Run() {
       RETURN_IF_ERROR(ParseBudget(std::string(budget), o));
       const std::vector<std::string> parts = absl::StrSplit(mode_name, '+');
       const std::string base = parts[0];
-      bool tier = false, comp = false, re = false;
+      bool tier = false, comp = false, re = false, sticky = false, sticky_prev = false, page_walk = false;
       for (size_t i = 1; i < parts.size(); ++i) {
         if (parts[i] == "tier") {
           tier = true;
+        } else if (parts[i] == "sticky") {
+          tier = sticky = true;
+        } else if (parts[i] == "stickyprev") {
+          sticky_prev = true;
+        } else if (parts[i] == "pagewalk") {
+          page_walk = true;
         } else if (parts[i] == "comp") {
           tier = comp = true;
         } else if (parts[i] == "re") {
@@ -192,6 +204,11 @@ absl::Status Run() {
       ASSIGN_OR_RETURN(o.mode, ParseSelectionMode(fixed || equal ? "leoam" : base));
       o.selection.adaptive = !fixed;
       o.selection.equal_total_budget = equal;
+      o.selection.refine_by_pages = page_walk;
+      if (sticky || sticky_prev) {
+        o.selection.resident_logit_margin = static_cast<float>(absl::GetFlag(FLAGS_resident_margin));
+      }
+      if (sticky_prev) o.selection.preferred_pages = SelectionOptions::PreferredPages::kPreviousSelection;
       if (re) {
         if (o.mode != SelectionMode::kLeoam) return absl::InvalidArgumentError("+re needs a leoam mode");
         o.reestimation.enabled = true;
@@ -217,7 +234,9 @@ absl::Status Run() {
       seq->PushTokens(prompt);
       RETURN_IF_ERROR(model->Forward(prompt, 0, *seq, false, logits.data()));
       seq->BeginDecode();
-      Row row{std::string(mode_name), std::string(budget)};
+      Row row;
+      row.mode = std::string(mode_name);
+      row.budget = std::string(budget);
       for (int32_t i = 0; i < steps; ++i) {
         const int32_t one[1] = {tokens[i]};
         seq->PushTokens(one);
@@ -236,6 +255,8 @@ absl::Status Run() {
         for (size_t e = 0; e < by.size(); ++e) by[e] += st.pages_written_by_encoding[e];
         row.stored = absl::StrFormat("%.2f (f32/fp16/int8/int4 %d/%d/%d/%d)",
                                      exact > 0 ? static_cast<double>(written) / exact : 0.0, by[5], by[1], by[2], by[3]);
+        const int64_t looked = st.cache_hits + st.cache_misses;
+        if (looked > 0) row.hit_rate = absl::StrFormat("%.3f", static_cast<double>(st.cache_hits) / looked);
       }
       row.agree /= steps;
       row.kl /= steps;
@@ -266,15 +287,16 @@ absl::Status Run() {
   if (absl::GetFlag(FLAGS_header)) {
     std::printf("| model | context | steps | budget | mode | top-1 agree | mean KL(dense‖mode) | attn mass captured | "
                 "oracle mass (same pages) | mass in top 10%% pages | tokens attended / layer | abstracts read / layer | "
-                "dense layers (end) | re-est ms/step | stored bytes vs f32 |\n");
-    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+                "dense layers (end) | re-est ms/step | stored bytes vs f32 | device cache hit rate |\n");
+    std::printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   }
   for (const Row& r : rows) {
-    std::printf("| %s | %d | %d | %s | %s | %.3f | %.4f | %.3f | %.3f | %.3f | %.1f of %.1f | %.1f | %s | %s | %s |\n",
+    std::printf("| %s | %d | %d | %s | %s | %.3f | %.4f | %.3f | %.3f | %.3f | %.1f of %.1f | %.1f | %s | %s | %s | %s |\n",
                 label.c_str(), context, steps, r.budget.c_str(), r.mode.c_str(), r.agree, r.kl, r.mass, r.oracle,
                 r.top_tenth, r.attended, r.context, r.abstracts,
                 r.dense_layers < 0 ? "-" : absl::StrFormat("%d of %d", r.dense_layers, c.num_layers).c_str(),
-                r.re_ms_per_step < 0 ? "-" : absl::StrFormat("%.2f", r.re_ms_per_step).c_str(), r.stored.c_str());
+                r.re_ms_per_step < 0 ? "-" : absl::StrFormat("%.2f", r.re_ms_per_step).c_str(), r.stored.c_str(),
+                r.hit_rate.c_str());
   }
   if (absl::GetFlag(FLAGS_layer_report)) {
     std::printf("\nPer layer: mass captured / mass in the top 10%% of pages [/ leoam policy: D dense or budget scale, "

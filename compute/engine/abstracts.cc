@@ -80,4 +80,20 @@ float KeyBound(const float* q, const float* mn, const float* mx, int32_t dim) {
   return s;
 }
 
+HeadBounds::HeadBounds(std::span<const float> q, int32_t num_heads, int32_t num_kv_heads, int32_t head_dim)
+    : num_heads_(num_heads),
+      group_(num_heads / std::max(1, num_kv_heads)),
+      head_dim_(head_dim),
+      q_pos_(static_cast<size_t>(num_heads) * head_dim),
+      q_neg_(static_cast<size_t>(num_heads) * head_dim) {
+  // Every SIMD level has the kernel (the scalar table's is plain loops).
+  static const Kernel kernel =
+      kernels::cpu::SimdKernelsFor(kernels::cpu::DetectedCpuFeatures().level()).box_bound_heads;
+  kernel_ = kernel;
+  for (size_t i = 0; i < q_pos_.size(); ++i) {
+    q_pos_[i] = std::max(q[i], 0.0f);
+    q_neg_[i] = std::min(q[i], 0.0f);
+  }
+}
+
 }  // namespace leoam

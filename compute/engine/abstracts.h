@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace leoam {
@@ -58,5 +59,27 @@ class AbstractPyramid {
 
 // Upper bound of q . k over the keys bounded by [mn, mx]: sum_c max(q_c * mn_c, q_c * mx_c).
 float KeyBound(const float* q, const float* mn, const float* mx, int32_t dim);
+
+// One query prepared for scoring many abstract nodes: the KeyBound of every query head against its
+// KV head's box (GQA: head h reads KV head h / (num_heads / num_kv_heads)) in one call per node.
+// The query is split by sign once (max(q, 0) pairs with the box max, min(q, 0) with the box min),
+// so a node costs two FMAs per channel and head on the SIMD kernels (box_bound_heads), equal to
+// KeyBound per head up to float rounding.
+class HeadBounds {
+ public:
+  // q: [num_heads, head_dim] (already scaled); num_heads a multiple of num_kv_heads.
+  HeadBounds(std::span<const float> q, int32_t num_heads, int32_t num_kv_heads, int32_t head_dim);
+  int32_t num_heads() const { return num_heads_; }
+  // out[h] for h < num_heads.   mn, mx: a node's [num_kv_heads, head_dim] (AbstractPyramid::min/max)
+  void Compute(const float* mn, const float* mx, float* out) const {
+    kernel_(q_pos_.data(), q_neg_.data(), num_heads_, group_, mn, mx, head_dim_, out);
+  }
+
+ private:
+  using Kernel = void (*)(const float*, const float*, int32_t, int32_t, const float*, const float*, int64_t, float*);
+  int32_t num_heads_, group_, head_dim_;
+  std::vector<float> q_pos_, q_neg_;  // [num_heads, head_dim]
+  Kernel kernel_;
+};
 
 }  // namespace leoam

@@ -392,7 +392,7 @@ void PagedKvSequence::IssuePrefetch(int32_t layer, int32_t context) {
       SelectionCounters counters;
       const std::vector<int32_t> spec =
           SelectPages(options_.mode, pyramids_[next], host_q_, config_.num_heads, BudgetPages(next, context),
-                      policies_[next], options_.selection, &counters);
+                      policies_[next], options_.selection, &counters, PreferredPages(next));
       stats_.prefetch_abstracts_read += counters.abstracts_read;
       std::vector<int32_t> merged;
       std::set_union(predicted.begin(), predicted.end(), spec.begin(), spec.end(), std::back_inserter(merged));
@@ -412,6 +412,21 @@ void PagedKvSequence::IssuePrefetch(int32_t layer, int32_t context) {
   }
   const int64_t n = static_cast<int64_t>(pages.size());
   if (prefetcher_->Start(next, std::move(pages), std::move(refs))) stats_.prefetch_pages += n;
+}
+
+std::span<const uint8_t> PagedKvSequence::PreferredPages(int32_t layer) {
+  const SelectionOptions& sel = options_.selection;
+  if (!(sel.resident_logit_margin > 0.0f)) return {};
+  const std::vector<int32_t>& table = page_tables_[layer];
+  if (sel.preferred_pages == SelectionOptions::PreferredPages::kPreviousSelection) {
+    preferred_flags_.assign(table.size(), 0);
+    for (int32_t p : last_selection_[layer]) preferred_flags_[p] = 1;
+    return preferred_flags_;
+  }
+  if (!tiered_) return {};
+  preferred_flags_.resize(table.size());
+  for (size_t p = 0; p < table.size(); ++p) preferred_flags_[p] = table[p] >= 0 ? 1 : 0;
+  return preferred_flags_;
 }
 
 int64_t PagedKvSequence::RetentionKey(int32_t layer, int32_t page) const {

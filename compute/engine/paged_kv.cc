@@ -254,7 +254,7 @@ absl::Status PagedKvSequence::Attend(int32_t layer, const kernels::AttentionPara
   if (compressing) reference_q_[layer] = host_q_;
   std::vector<int32_t>& pages = last_selection_[layer];
   pages = SelectPages(options_.mode, pyramids_[layer], host_q_, config_.num_heads, BudgetPages(layer, context),
-                      policies_[layer], options_.selection, &stats_.counters);
+                      policies_[layer], options_.selection, &stats_.counters, PreferredPages(layer));
 
   const int32_t num_pages = pyramids_[layer].num_pages();
   const int32_t last_tokens = context - (num_pages - 1) * options_.page_size;

@@ -12,7 +12,10 @@
 // score with score_retention_steps > 0; a layer-major prompt instead lets the layer being filled
 // take other layers' pages first). A selected page
 // that is not resident is fetched synchronously (FetchPages -> copy from the arena -> Release)
-// and the stall is counted. The page being filled (the newest of each layer) is never evicted.
+// and the stall is counted. With SelectionOptions::resident_logit_margin, decode selections keep
+// the resident pages (or the previous step's: SelectionOptions::preferred_pages) unless another
+// page beats them by the margin (hysteresis: fewer misses from near-ties that reorder between
+// steps). The page being filled (the newest of each layer) is never evicted.
 // Page keys are the hash chain of compute/model/fingerprint.h over the sequence's tokens, which
 // the caller hands over with PushTokens before the forward pass that appends them.
 // Tiered extras: prefix reuse (RestorePrefix, prefix_restore.cc: a prompt prefix the store holds
@@ -316,6 +319,10 @@ class PagedKvSequence final : public KvSequence {
   // Score-aware replacement: sets PageState::score of the decode selection `pages` of `layer` from
   // host_q_ (the step's scaled query) and the pages' level-0 abstracts.
   void ScoreSelection(int32_t layer, const std::vector<int32_t>& pages);
+  // Per page of `layer`, 1 when preferred by SelectionOptions::resident_logit_margin's hysteresis
+  // (resident, or selected at the layer's previous step: SelectionOptions::preferred_pages); empty
+  // without a margin (or resident pages when not tiered). Valid until the next call.
+  std::span<const uint8_t> PreferredPages(int32_t layer);
   // Eviction order of a resident page (lowest first): last selection plus the score bonus.
   int64_t RetentionKey(int32_t layer, int32_t page) const;
   // Whether the prompt's slots follow layer_major_prompt (before BeginDecode).
@@ -369,6 +376,7 @@ class PagedKvSequence final : public KvSequence {
   int64_t clock_ = 0;
   std::vector<float> host_page_;  // [2, page_size, kv_dim] staging for copies
   std::vector<float> score_scratch_;  // ScoreSelection: [pages] scores being summed over heads
+  std::vector<uint8_t> preferred_flags_;  // PreferredPages: [page]
   // Compression: each layer's latest query (host, scaled by the attention scale), empty before
   // the layer's first attention. [layer][num_heads * head_dim]
   std::vector<std::vector<float>> reference_q_;

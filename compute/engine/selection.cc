@@ -6,52 +6,54 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/cpu_features.h"
+#include "kernels/cpu/simd_kernels.h"
 
 namespace leoam {
 namespace {
 
+// The SIMD kernels of this CPU (softmax pieces of the node scores).
+const kernels::cpu::SimdKernels& Simd() {
+  static const kernels::cpu::SimdKernels& simd =
+      kernels::cpu::SimdKernelsFor(kernels::cpu::DetectedCpuFeatures().level());
+  return simd;
+}
+
 // Scores `nodes` of `level` (see selection.h): the mean over query heads of the node's share of a
-// softmax of that head's bounds over `nodes`.
+// softmax of that head's bounds over `nodes`. One HeadBounds call per node (every head at once);
+// the bounds are kept head-major so that each head's softmax runs on contiguous SIMD loops.
 std::vector<float> ScoreNodes(const AbstractPyramid& pyr, int32_t level, const std::vector<int32_t>& nodes,
-                              std::span<const float> q, int32_t num_heads, SelectionCounters* counters) {
-  const int32_t d = pyr.head_dim();
-  const int32_t group = num_heads / pyr.num_kv_heads();
+                              const HeadBounds& bounds_of, SelectionCounters* counters) {
+  const int32_t num_heads = bounds_of.num_heads();
   const size_t n = nodes.size();
-  std::vector<float> bounds(n * num_heads);
-  std::vector<float> best(num_heads, -std::numeric_limits<float>::infinity());
-  for (size_t i = 0; i < n; ++i) {
-    const float* mn = pyr.min(level, nodes[i]);
-    const float* mx = pyr.max(level, nodes[i]);
-    for (int32_t h = 0; h < num_heads; ++h) {
-      const int32_t kvh = h / group;
-      const float b = KeyBound(q.data() + static_cast<size_t>(h) * d, mn + kvh * d, mx + kvh * d, d);
-      bounds[i * num_heads + h] = b;
-      best[h] = std::max(best[h], b);
-    }
-  }
-  if (counters != nullptr) counters->abstracts_read += static_cast<int64_t>(n);
-  std::vector<double> sum(num_heads, 0.0);
-  for (size_t i = 0; i < n; ++i) {
-    for (int32_t h = 0; h < num_heads; ++h) {
-      float& b = bounds[i * num_heads + h];
-      b = std::exp(b - best[h]);
-      sum[h] += b;
-    }
-  }
   std::vector<float> score(n, 0.0f);
+  if (counters != nullptr) counters->abstracts_read += static_cast<int64_t>(n);
+  if (n == 0) return score;
+  std::vector<float> bounds(n * num_heads);  // [head, node]
+  std::vector<float> node_bounds(num_heads);
   for (size_t i = 0; i < n; ++i) {
-    double s = 0.0;
-    for (int32_t h = 0; h < num_heads; ++h) s += bounds[i * num_heads + h] / sum[h];
-    score[i] = static_cast<float>(s / num_heads);
+    bounds_of.Compute(pyr.min(level, nodes[i]), pyr.max(level, nodes[i]), node_bounds.data());
+    for (int32_t h = 0; h < num_heads; ++h) bounds[h * n + i] = node_bounds[h];
+  }
+  const kernels::cpu::SimdKernels& simd = Simd();
+  for (int32_t h = 0; h < num_heads; ++h) {
+    float* b = bounds.data() + h * n;
+    const float best = simd.max(b, static_cast<int64_t>(n));
+    const float sum = simd.exp_sub_sum(b, static_cast<int64_t>(n), best);  // >= 1: the best node gives exp(0)
+    simd.axpy(1.0f / (sum * static_cast<float>(num_heads)), b, score.data(), static_cast<int64_t>(n));
   }
   return score;
 }
 
-// Indices of `score` sorted by decreasing score.
-std::vector<int32_t> ByScore(const std::vector<float>& score) {
+// The first min(limit, size) indices of `score` by decreasing score, ties by index: the prefix a
+// stable sort by decreasing score would give, without ordering the rest.
+std::vector<int32_t> TopByScore(const std::vector<float>& score, size_t limit) {
   std::vector<int32_t> order(score.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return score[a] > score[b]; });
+  const size_t k = std::min(limit, order.size());
+  std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                    [&](int32_t a, int32_t b) { return score[a] != score[b] ? score[a] > score[b] : a < b; });
+  order.resize(k);
   return order;
 }
 
@@ -78,7 +80,8 @@ absl::StatusOr<SelectionMode> ParseSelectionMode(std::string_view name) {
 
 std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr, std::span<const float> q,
                                  int32_t num_heads, int32_t budget_pages, const LayerPolicy& policy,
-                                 const SelectionOptions& options, SelectionCounters* counters) {
+                                 const SelectionOptions& options, SelectionCounters* counters,
+                                 std::span<const uint8_t> preferred) {
   const int32_t num_pages = pyr.num_pages();
   std::vector<int32_t> all(num_pages);
   std::iota(all.begin(), all.end(), 0);
@@ -92,6 +95,7 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr,
   const int32_t local_begin = num_pages - local;
   auto forced = [&](int32_t page) { return page < sink || page >= local_begin; };
   const int32_t remaining = std::max(0, budget_pages - sink - local);
+  const HeadBounds bounds_of(q, num_heads, pyr.num_kv_heads(), pyr.head_dim());
 
   std::vector<int32_t> candidates;  // level-0 pages to choose from
   if (mode == SelectionMode::kQuest) {
@@ -103,8 +107,12 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr,
     int32_t level = std::clamp(policy.start_level, 0, pyr.num_levels() - 1);
     std::vector<int32_t> nodes(pyr.num_nodes(level));
     std::iota(nodes.begin(), nodes.end(), 0);
-    const size_t keep_limit = std::max<size_t>(1, static_cast<size_t>(std::ceil(options.refine_factor * remaining)));
+    const double keep_pages = std::max(1.0, std::ceil(static_cast<double>(options.refine_factor) * remaining));
     for (; level > 0; --level) {
+      // Nodes or pages' worth of nodes (refine_by_pages: a node of this level covers 2^level pages).
+      const size_t keep_limit =
+          options.refine_by_pages ? static_cast<size_t>(std::ceil(std::ldexp(keep_pages, -level)))
+                                  : static_cast<size_t>(keep_pages);
       // Nodes made only of forced pages need no score.
       std::vector<int32_t> open;
       for (int32_t node : nodes) {
@@ -112,9 +120,9 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr,
         const int32_t end = std::min(pyr.end_page(level, node), local_begin);
         if (first < end) open.push_back(node);
       }
-      const std::vector<float> score = ScoreNodes(pyr, level, open, q, num_heads, counters);
+      const std::vector<float> score = ScoreNodes(pyr, level, open, bounds_of, counters);
       std::vector<int32_t> next;
-      const std::vector<int32_t> order = ByScore(score);
+      const std::vector<int32_t> order = TopByScore(score, keep_limit);
       const float desert_below = order.empty() ? 0.0f : score[order[0]] * std::exp(-options.desert_logit_gap);
       size_t kept = 0;
       for (int32_t i : order) {
@@ -136,11 +144,16 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr,
     if (forced(p)) chosen.push_back(p);
   }
   if (!candidates.empty() && remaining > 0) {
-    const std::vector<float> score = ScoreNodes(pyr, 0, candidates, q, num_heads, counters);
-    const std::vector<int32_t> order = ByScore(score);
-    for (int32_t i = 0; i < static_cast<int32_t>(order.size()) && i < remaining; ++i) {
-      chosen.push_back(candidates[order[i]]);
+    std::vector<float> score = ScoreNodes(pyr, 0, candidates, bounds_of, counters);
+    if (options.resident_logit_margin > 0.0f && !preferred.empty()) {
+      // Hysteresis: a preferred page (on the device) is only displaced by one that beats it by the margin.
+      const float keep = std::exp(options.resident_logit_margin);
+      for (size_t i = 0; i < candidates.size(); ++i) {
+        const size_t p = static_cast<size_t>(candidates[i]);
+        if (p < preferred.size() && preferred[p] != 0) score[i] *= keep;
+      }
     }
+    for (int32_t i : TopByScore(score, static_cast<size_t>(remaining))) chosen.push_back(candidates[i]);
   }
   std::sort(chosen.begin(), chosen.end());
   return chosen;
@@ -148,7 +161,7 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr,
 
 std::vector<float> ScorePages(const AbstractPyramid& pyramid, const std::vector<int32_t>& pages,
                               std::span<const float> q, int32_t num_heads) {
-  return ScoreNodes(pyramid, 0, pages, q, num_heads, nullptr);
+  return ScoreNodes(pyramid, 0, pages, HeadBounds(q, num_heads, pyramid.num_kv_heads(), pyramid.head_dim()), nullptr);
 }
 
 std::vector<LayerPolicy> PoliciesFromProbe(const std::vector<std::vector<float>>& mass,

@@ -48,6 +48,13 @@ struct SelectionOptions {
   // leoam: at each coarse level, at most refine_factor x the remaining page budget of the best
   // non-desert nodes are refined into their children. Default 3.
   float refine_factor = 3.0f;
+  // leoam: count refine_factor x the remaining budget in pages instead of nodes: a node of level l
+  // covers 2^l pages, so at most refine_factor x remaining / 2^l nodes of level l are refined. The
+  // default (nodes) keeps 3 x remaining nodes at every level, which at coarse levels is every node
+  // (a 10% budget at 32K: levels 3 and 2 refine all of their 256 and 512 nodes, and the walk scores
+  // ~3000 abstracts per layer against quest's 2048). Default off: it reads 2.3x fewer abstracts
+  // there but captures less attention mass (bench/results/engine_leoam.md section 6).
+  bool refine_by_pages = false;
   // leoam: coarsest start level (nodes of 2^level pages). Default 6.
   int32_t max_start_level = 6;
 
@@ -78,6 +85,23 @@ struct SelectionOptions {
   // always kept, so very small budgets can still exceed the total. Off: each sparse layer gets
   // base x budget_scale and dense layers come on top. Default off.
   bool equal_total_budget = false;
+
+  // quest / leoam: hysteresis against the device cache. A decode step's selection changes from
+  // step to step more than the true attention does (the bounds of near-tied pages reorder), and
+  // every page it swaps in is a fetch. With the resident pages passed to SelectPages, a resident
+  // candidate's level-0 score is multiplied by exp(margin): a page not on the device displaces a
+  // resident one only if its estimated mass is larger by that factor (logit units, as the
+  // desert gap). Candidates are the same; only the order among them changes. 0: off.
+  // Default 0 (off, so that tiering never changes what is computed unless asked; margin 1 is
+  // what bench/results/engine_leoam.md section 6 measures for speed and quality).
+  float resident_logit_margin = 0.0f;
+  // Which pages PagedKvSequence passes as preferred for the margin: those resident in the device
+  // cache (tiered only; the selection then depends on the cache state, so a tiered run no longer
+  // equals the all-resident run of the same mode), or those the layer selected at its previous
+  // decode step (tiered or not; the selection depends only on the queries and keys, and a step's
+  // previous selection is almost always still resident). Default kResident.
+  enum class PreferredPages { kResident, kPreviousSelection };
+  PreferredPages preferred_pages = PreferredPages::kResident;
 };
 
 // How one layer selects (leoam mode); set by the per-layer adaptivity.
@@ -95,10 +119,13 @@ struct SelectionCounters {
 // Selects pages of a layer for one query.
 //   q: [num_heads, head_dim], already multiplied by the attention scale
 //   budget_pages: most pages to select (sink and local pages included)
+//   preferred: per page, non-zero for a page the hysteresis favours (resident_logit_margin: on the
+//     device, or selected at the previous step); empty: none
 // Returns page indices in increasing order.
 std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyramid, std::span<const float> q,
                                  int32_t num_heads, int32_t budget_pages, const LayerPolicy& policy,
-                                 const SelectionOptions& options, SelectionCounters* counters);
+                                 const SelectionOptions& options, SelectionCounters* counters,
+                                 std::span<const uint8_t> preferred = {});
 
 // Level-0 scores of `pages` for query q ([num_heads, head_dim], scaled), as SelectPages ranks them
 // (see the file comment: mean over query heads of the page's share of a softmax of that head's

@@ -86,6 +86,11 @@ ABSL_FLAG(int32_t, score_retention_steps, 0,
           "quest/leoam with --device-budget: score-aware replacement of the device page cache. A selected page "
           "outlives up to N decode steps of pages selected after it, in proportion to its share of the step's "
           "estimated attention mass (e.g. 8); 0 is plain least-recently-selected (default: no gain measured yet).");
+ABSL_FLAG(double, resident_margin, 0.0,
+          "quest/leoam with --device-budget: hysteresis against the device page cache. A page on the device keeps "
+          "its place in a decode selection unless another page's estimated mass is larger by e^margin (logit "
+          "units; 1 is what bench/results/engine_leoam.md section 6 measures: fewer misses, a small quality cost). "
+          "The selection then depends on what is resident. 0: off (default).");
 ABSL_FLAG(bool, reestimate, false,
           "leoam: re-estimate the per-layer policies online from the exact attention over the selected pages "
           "(budget moved between layers, total kept; dense layers may turn sparse and the reverse). Off: the "
@@ -209,6 +214,8 @@ absl::Status Run() {
     paged.prefetch = absl::GetFlag(FLAGS_prefetch);
     paged.score_retention_steps = absl::GetFlag(FLAGS_score_retention_steps);
     paged.selection.equal_total_budget = absl::GetFlag(FLAGS_equal_total_budget);
+    paged.selection.resident_logit_margin = static_cast<float>(absl::GetFlag(FLAGS_resident_margin));
+    if (!(paged.selection.resident_logit_margin >= 0.0f)) return absl::InvalidArgumentError("--resident-margin must be >= 0");
     paged.reestimation.enabled = absl::GetFlag(FLAGS_reestimate);
     paged.reestimation.interval = absl::GetFlag(FLAGS_reestimate_interval);
     if (paged.reestimation.interval <= 0) return absl::InvalidArgumentError("--reestimate-interval must be > 0");

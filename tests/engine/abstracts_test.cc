@@ -3,6 +3,7 @@
 #include "compute/engine/abstracts.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -67,6 +68,49 @@ TEST(KeyBoundTest, BoundsEveryKeyInTheBoxAndIsTightAtACorner) {
   float dot = 0;
   for (int c = 0; c < d; ++c) dot += q[c] * (q[c] >= 0 ? mx[c] : mn[c]);
   EXPECT_NEAR(dot, bound, 1e-4f);
+}
+
+// HeadBounds (the SIMD kernel selection scores with) against a double reference of KeyBound per
+// head over real pyramid nodes: odd head dims and GQA ratios 1, 3 and 4.
+TEST(HeadBoundsTest, MatchesDoubleKeyBoundPerHeadOnEveryLevel) {
+  struct Shape {
+    int heads, kv_heads, d;
+  };
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> u(-3.0f, 3.0f);
+  for (const Shape shape : {Shape{4, 4, 7}, Shape{6, 2, 13}, Shape{12, 3, 64}, Shape{20, 5, 33}}) {
+    const int width = shape.kv_heads * shape.d;
+    AbstractPyramid pyr(4, shape.kv_heads, shape.d);
+    std::vector<float> key(width);
+    for (int t = 0; t < 4 * 19 + 3; ++t) {
+      for (float& x : key) x = u(rng);
+      pyr.AddKey(t, key.data());
+    }
+    std::vector<float> q(static_cast<size_t>(shape.heads) * shape.d);
+    for (float& x : q) x = u(rng);
+    const HeadBounds bounds(q, shape.heads, shape.kv_heads, shape.d);
+    std::vector<float> out(shape.heads);
+    const int group = shape.heads / shape.kv_heads;
+    for (int level = 0; level < pyr.num_levels(); ++level) {
+      for (int node = 0; node < pyr.num_nodes(level); ++node) {
+        bounds.Compute(pyr.min(level, node), pyr.max(level, node), out.data());
+        for (int h = 0; h < shape.heads; ++h) {
+          const float* mn = pyr.min(level, node) + (h / group) * shape.d;
+          const float* mx = pyr.max(level, node) + (h / group) * shape.d;
+          double ref = 0.0, magnitude = 0.0;
+          for (int c = 0; c < shape.d; ++c) {
+            const double qc = q[h * shape.d + c];
+            const double term = std::max(qc * mn[c], qc * mx[c]);
+            ref += term;
+            magnitude += std::abs(term);
+          }
+          ASSERT_NEAR(out[h], ref, 2e-6 * magnitude + 1e-6)
+              << "heads " << shape.heads << "/" << shape.kv_heads << " d " << shape.d << " level " << level
+              << " node " << node << " head " << h;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -512,6 +512,101 @@ TEST(TieredKvReplacementTest, HighScoringPageSurvivesScanOfLowScoringPages) {
   EXPECT_EQ(scored_misses, 0);
 }
 
+// Hysteresis (SelectionOptions::resident_logit_margin): one layer, pages of 16 tokens, a device
+// cache of 6 pages, a quest budget of 4 pages (sink, two local pages, one chosen). Page 3's keys
+// point along channel 0, page 5's along channel 1. Step 1 (query along channel 0) fetches page 3;
+// step 2's query prefers page 5 by 0.1 logit: without a margin it is fetched, with a margin of 1
+// page 3 (resident) stays; step 3's query prefers page 5 by 2 logits, which beats the margin.
+// Preferring the previous step's pages instead does the same, also without tiers.
+TEST(TieredKvHysteresisTest, ResidentPageStaysUnlessBeatenByTheMargin) {
+  testing::TempDir dir;
+  auto proc = KvStoreProcess::Start({.dir = dir.path(), .extra_flags = {}});
+  ASSERT_TRUE(proc.ok()) << proc.status();
+  auto backend = kernels::CpuBackend::Create({.num_threads = 1});
+  ASSERT_TRUE(backend.ok());
+  ModelConfig c;
+  c.num_layers = 1;
+  c.num_heads = 1;
+  c.num_kv_heads = 1;
+  c.head_dim = 8;
+  c.dim = 8;
+  constexpr int kPage = 16, kPromptPages = 12;
+  Hash128 fingerprint{};
+  fingerprint[0] = 43;
+  kvstore::ClientOptions co;
+  co.target = (*proc)->target();
+  auto client = kvstore::KvStoreClient::Connect(co, std::string(fingerprint.begin(), fingerprint.end()),
+                                                KvStoreLayout(c, kPage));
+  ASSERT_TRUE(client.ok()) << client.status();
+  const int d = c.head_dim;
+  std::vector<float> keys(kPromptPages * kPage * d, 0.0f), values(keys.size(), 0.5f);
+  for (int t = 0; t < kPage; ++t) {
+    keys[(3 * kPage + t) * d + 0] = 1.0f;
+    keys[(5 * kPage + t) * d + 1] = 1.0f;
+  }
+  // Per step: the chosen page (the one besides sink and local pages) and the step's misses.
+  using Preferred = SelectionOptions::PreferredPages;
+  auto run = [&](float margin, Preferred preferred, bool tiered, std::vector<int32_t>* chosen,
+                 std::vector<int64_t>* misses) {
+    PagedKvOptions o;
+    o.mode = SelectionMode::kQuest;
+    o.page_size = kPage;
+    o.budget_tokens = 4 * kPage;
+    if (tiered) {
+      o.device_budget_bytes = 6 * int64_t{2 * kPage * 8 * 4};
+      o.kvstore = client->get();
+      o.fingerprint = fingerprint;
+    }
+    o.prefetch = false;
+    o.selection.resident_logit_margin = margin;
+    o.selection.preferred_pages = preferred;
+    ASSERT_TRUE((*client)->DropAll().ok());
+    auto seq_or = PagedKvSequence::Create(**backend, c, (kPromptPages + 1) * kPage, o);
+    ASSERT_TRUE(seq_or.ok()) << seq_or.status();
+    PagedKvSequence& seq = **seq_or;
+    std::vector<int32_t> tokens(kPromptPages * kPage);
+    for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(i % 50);
+    seq.PushTokens(tokens);
+    ASSERT_TRUE(seq.Append(0, 0, kPromptPages * kPage, keys.data(), values.data()).ok());
+    seq.BeginDecode();
+    if (tiered) {
+      ASSERT_LT(seq.page_table(0)[3], 0);  // the prompt's last pages hold the cache, not 3 or 5
+      ASSERT_LT(seq.page_table(0)[5], 0);
+    }
+    std::vector<float> zero(d, 0.0f), out(d);
+    int32_t pos = kPromptPages * kPage;
+    for (const auto& [along0, along1] : {std::pair{1.0f, 0.0f}, {1.0f, 1.1f}, {1.0f, 3.0f}}) {
+      const int32_t tok[1] = {7};
+      seq.PushTokens(tok);
+      ASSERT_TRUE(seq.Append(0, pos, 1, zero.data(), zero.data()).ok());
+      std::vector<float> q(d, 0.0f);
+      q[0] = along0;
+      q[1] = along1;
+      const int64_t before = seq.stats().cache_misses;
+      const kernels::AttentionParams params{1, 1, 1, d, pos, 1.0f};
+      ASSERT_TRUE(seq.Attend(0, params, q.data(), out.data(), nullptr).ok());
+      ASSERT_EQ(seq.last_selection(0).size(), 4u);
+      chosen->push_back(seq.last_selection(0)[1]);
+      misses->push_back(seq.stats().cache_misses - before);
+      ++pos;
+    }
+  };
+  std::vector<int32_t> plain, sticky, previous, untiered;
+  std::vector<int64_t> plain_misses, sticky_misses, previous_misses, untiered_misses;
+  ASSERT_NO_FATAL_FAILURE(run(0.0f, Preferred::kResident, true, &plain, &plain_misses));
+  ASSERT_NO_FATAL_FAILURE(run(1.0f, Preferred::kResident, true, &sticky, &sticky_misses));
+  ASSERT_NO_FATAL_FAILURE(run(1.0f, Preferred::kPreviousSelection, true, &previous, &previous_misses));
+  ASSERT_NO_FATAL_FAILURE(run(1.0f, Preferred::kPreviousSelection, false, &untiered, &untiered_misses));
+  // Step 1 fetches the sink page too (the prompt's last pages held the cache).
+  EXPECT_EQ(plain, (std::vector<int32_t>{3, 5, 5}));
+  EXPECT_EQ(plain_misses, (std::vector<int64_t>{2, 1, 0}));
+  EXPECT_EQ(sticky, (std::vector<int32_t>{3, 3, 5}));
+  EXPECT_EQ(sticky_misses, (std::vector<int64_t>{2, 0, 1}));
+  EXPECT_EQ(previous, sticky);
+  EXPECT_EQ(previous_misses, sticky_misses);
+  EXPECT_EQ(untiered, sticky);
+}
+
 TEST(TieredKvOptionsTest, BudgetWithoutStoreIsRejected) {
   auto backend = kernels::CpuBackend::Create({.num_threads = 1});
   ASSERT_TRUE(backend.ok());

@@ -225,6 +225,49 @@ TEST_P(CpuOpsTest, BoxBoundMatchesScalarReference) {
   }
 }
 
+// box_bound_heads (every level has it) against a double reference of box_bound per head, over odd
+// head dims (masked / scalar channel tails), GQA ratios 1 to 8 and head counts that are not
+// multiples of the kernels' head blocks (8 for AVX2, 16 for AVX-512).
+TEST_P(CpuOpsTest, BoxBoundHeadsMatchesDoubleReference) {
+  const cpu::SimdKernels& simd = cpu::SimdKernelsFor(GetParam().level);
+  ASSERT_NE(simd.box_bound_heads, nullptr);
+  struct Shape {
+    int32_t heads, kv_heads;
+  };
+  for (const Shape shape : {Shape{1, 1}, Shape{12, 12}, Shape{12, 4}, Shape{6, 2}, Shape{17, 17}, Shape{15, 5},
+                            Shape{32, 8}, Shape{40, 5}, Shape{64, 8}}) {
+    for (int64_t d : {1, 7, 8, 15, 16, 17, 33, 64, 100, 128}) {
+      const int32_t group = shape.heads / shape.kv_heads;
+      const std::vector<float> q = RandomFloats(static_cast<size_t>(shape.heads) * d, rng_);
+      std::vector<float> mn = RandomFloats(static_cast<size_t>(shape.kv_heads) * d, rng_);
+      std::vector<float> mx = RandomFloats(mn.size(), rng_);
+      for (size_t i = 0; i < mn.size(); ++i) {
+        if (mn[i] > mx[i]) std::swap(mn[i], mx[i]);
+      }
+      std::vector<float> q_pos(q.size()), q_neg(q.size());
+      for (size_t i = 0; i < q.size(); ++i) {
+        q_pos[i] = std::max(q[i], 0.0f);
+        q_neg[i] = std::min(q[i], 0.0f);
+      }
+      std::vector<float> out(shape.heads + 1, kNaN);  // one past the end: must stay untouched
+      simd.box_bound_heads(q_pos.data(), q_neg.data(), shape.heads, group, mn.data(), mx.data(), d, out.data());
+      for (int32_t h = 0; h < shape.heads; ++h) {
+        const size_t kv = static_cast<size_t>(h / group) * d;
+        double ref = 0.0, magnitude = 0.0;
+        for (int64_t i = 0; i < d; ++i) {
+          const double qi = q[h * d + i];
+          const double term = std::max(qi * mn[kv + i], qi * mx[kv + i]);
+          ref += term;
+          magnitude += std::abs(term);
+        }
+        EXPECT_NEAR(out[h], ref, 2e-6 * magnitude + 1e-6)
+            << "heads " << shape.heads << " kv heads " << shape.kv_heads << " d " << d << " head " << h;
+      }
+      EXPECT_TRUE(std::isnan(out[shape.heads])) << "wrote past the heads: " << shape.heads << " d " << d;
+    }
+  }
+}
+
 // A small GEMM scratch forces the converted path to split rows and columns into blocks.
 TEST_P(CpuOpsTest, MatMulConvertedBlocksWithSmallScratch) {
   auto small = NewBackend(64 * 1024);
