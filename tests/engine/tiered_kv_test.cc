@@ -428,26 +428,43 @@ TEST_F(TieredKvTest, TooSmallBudgetIsResourceExhausted) {
 // page 3; then a scan of six steps each selects a different marginal page (a small share of its
 // step's mass). Least-recently-selected replacement evicts page 3 on the scan's third miss; with
 // scores, the scan's own pages go first and page 3 is still resident when it is selected again.
-TEST(TieredKvReplacementTest, HighScoringPageSurvivesScanOfLowScoringPages) {
-  testing::TempDir dir;
-  auto proc = KvStoreProcess::Start({.dir = dir.path(), .extra_flags = {}});
-  ASSERT_TRUE(proc.ok()) << proc.status();
-  auto backend = kernels::CpuBackend::Create({.num_threads = 1});
-  ASSERT_TRUE(backend.ok());
-  ModelConfig c;
-  c.num_layers = 1;
-  c.num_heads = 1;
-  c.num_kv_heads = 1;
-  c.head_dim = 8;
-  c.dim = 8;
-  constexpr int kPage = 16, kPromptPages = 12, kHot = 3;
-  Hash128 fingerprint{};
-  fingerprint[0] = 42;
-  kvstore::ClientOptions co;
-  co.target = (*proc)->target();
-  auto client = kvstore::KvStoreClient::Connect(co, std::string(fingerprint.begin(), fingerprint.end()),
-                                                KvStoreLayout(c, kPage));
-  ASSERT_TRUE(client.ok()) << client.status();
+// The replacement tests: one layer with one head of 8 channels, pages of 16 tokens, a 12-page
+// prompt, a real store and a client of it.
+class OneLayerStoreTest : public ::testing::Test {
+ protected:
+  static constexpr int kPage = 16, kPromptPages = 12;
+  void SetUp() override {
+    auto proc = KvStoreProcess::Start({.dir = dir_.path(), .extra_flags = {}});
+    ASSERT_TRUE(proc.ok()) << proc.status();
+    proc_ = std::move(*proc);
+    auto backend = kernels::CpuBackend::Create({.num_threads = 1});
+    ASSERT_TRUE(backend.ok());
+    backend_ = std::move(*backend);
+    c_.num_layers = 1;
+    c_.num_heads = 1;
+    c_.num_kv_heads = 1;
+    c_.head_dim = 8;
+    c_.dim = 8;
+    fingerprint_[0] = 42;
+    kvstore::ClientOptions co;
+    co.target = proc_->target();
+    auto client = kvstore::KvStoreClient::Connect(co, std::string(fingerprint_.begin(), fingerprint_.end()),
+                                                  KvStoreLayout(c_, kPage));
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = std::move(*client);
+  }
+
+  testing::TempDir dir_;
+  std::unique_ptr<KvStoreProcess> proc_;
+  std::unique_ptr<kernels::CpuBackend> backend_;
+  ModelConfig c_;
+  Hash128 fingerprint_{};
+  std::unique_ptr<kvstore::KvStoreClient> client_;
+};
+
+TEST_F(OneLayerStoreTest, HighScoringPageSurvivesScanOfLowScoringPages) {
+  constexpr int kHot = 3;
+  const ModelConfig& c = c_;
   const int64_t slot_bytes = 2 * kPage * c.kv_dim() * 4;
 
   // Keys: page kHot along channel 0 (10), scan page 4 + i along channel 1 + i (1), the rest zero.
@@ -463,12 +480,12 @@ TEST(TieredKvReplacementTest, HighScoringPageSurvivesScanOfLowScoringPages) {
     o.page_size = kPage;
     o.budget_tokens = 4 * kPage;
     o.device_budget_bytes = 6 * slot_bytes;
-    o.kvstore = client->get();
-    o.fingerprint = fingerprint;
+    o.kvstore = client_.get();
+    o.fingerprint = fingerprint_;
     o.prefetch = false;
     o.score_retention_steps = retention_steps;
-    ASSERT_TRUE((*client)->DropAll().ok());
-    auto seq_or = PagedKvSequence::Create(**backend, c, (kPromptPages + 1) * kPage, o);
+    ASSERT_TRUE(client_->DropAll().ok());
+    auto seq_or = PagedKvSequence::Create(*backend_, c, (kPromptPages + 1) * kPage, o);
     ASSERT_TRUE(seq_or.ok()) << seq_or.status();
     PagedKvSequence& seq = **seq_or;
     ASSERT_EQ(seq.num_slots(), 6);
@@ -518,26 +535,8 @@ TEST(TieredKvReplacementTest, HighScoringPageSurvivesScanOfLowScoringPages) {
 // step 2's query prefers page 5 by 0.1 logit: without a margin it is fetched, with a margin of 1
 // page 3 (resident) stays; step 3's query prefers page 5 by 2 logits, which beats the margin.
 // Preferring the previous step's pages instead does the same, also without tiers.
-TEST(TieredKvHysteresisTest, ResidentPageStaysUnlessBeatenByTheMargin) {
-  testing::TempDir dir;
-  auto proc = KvStoreProcess::Start({.dir = dir.path(), .extra_flags = {}});
-  ASSERT_TRUE(proc.ok()) << proc.status();
-  auto backend = kernels::CpuBackend::Create({.num_threads = 1});
-  ASSERT_TRUE(backend.ok());
-  ModelConfig c;
-  c.num_layers = 1;
-  c.num_heads = 1;
-  c.num_kv_heads = 1;
-  c.head_dim = 8;
-  c.dim = 8;
-  constexpr int kPage = 16, kPromptPages = 12;
-  Hash128 fingerprint{};
-  fingerprint[0] = 43;
-  kvstore::ClientOptions co;
-  co.target = (*proc)->target();
-  auto client = kvstore::KvStoreClient::Connect(co, std::string(fingerprint.begin(), fingerprint.end()),
-                                                KvStoreLayout(c, kPage));
-  ASSERT_TRUE(client.ok()) << client.status();
+TEST_F(OneLayerStoreTest, ResidentPageStaysUnlessBeatenByTheMargin) {
+  const ModelConfig& c = c_;
   const int d = c.head_dim;
   std::vector<float> keys(kPromptPages * kPage * d, 0.0f), values(keys.size(), 0.5f);
   for (int t = 0; t < kPage; ++t) {
@@ -554,14 +553,14 @@ TEST(TieredKvHysteresisTest, ResidentPageStaysUnlessBeatenByTheMargin) {
     o.budget_tokens = 4 * kPage;
     if (tiered) {
       o.device_budget_bytes = 6 * int64_t{2 * kPage * 8 * 4};
-      o.kvstore = client->get();
-      o.fingerprint = fingerprint;
+      o.kvstore = client_.get();
+      o.fingerprint = fingerprint_;
     }
     o.prefetch = false;
     o.selection.resident_logit_margin = margin;
     o.selection.preferred_pages = preferred;
-    ASSERT_TRUE((*client)->DropAll().ok());
-    auto seq_or = PagedKvSequence::Create(**backend, c, (kPromptPages + 1) * kPage, o);
+    ASSERT_TRUE(client_->DropAll().ok());
+    auto seq_or = PagedKvSequence::Create(*backend_, c, (kPromptPages + 1) * kPage, o);
     ASSERT_TRUE(seq_or.ok()) << seq_or.status();
     PagedKvSequence& seq = **seq_or;
     std::vector<int32_t> tokens(kPromptPages * kPage);
