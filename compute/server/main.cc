@@ -62,6 +62,10 @@ ABSL_FLAG(bool, reestimate, false,
           "(budget moved between layers, total kept; dense layers may turn sparse and the reverse). Off: the "
           "policies measured at the end of the prompt stay fixed (default: no quality gain measured yet).");
 ABSL_FLAG(int32_t, reestimate_interval, 8, "With --reestimate: decode steps between two observations of a layer.");
+ABSL_FLAG(double, resident_margin, 0.0,
+          "quest/leoam with --device-budget: hysteresis against the device page cache — a page on the device keeps "
+          "its place in a decode selection unless another page's estimated mass is larger by e^margin (logit units; "
+          "1 is what bench/results/engine_leoam.md section 6 measures). 0: off (default).");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads of the compute backend (0: LEOAM_THREADS or every CPU).");
 ABSL_FLAG(std::string, backend, "auto", "Compute backend: auto (GPU when present), cpu or cuda.");
 ABSL_FLAG(int32_t, max_prompt_tokens, 0, "Longest prompt in tokens (0: the model's context length).");
@@ -137,6 +141,10 @@ absl::Status Run() {
   options.paged.page_size = absl::GetFlag(FLAGS_page_size);
   options.budget_text = absl::GetFlag(FLAGS_budget);
   options.paged.reestimation.enabled = absl::GetFlag(FLAGS_reestimate);
+  options.paged.selection.resident_logit_margin = static_cast<float>(absl::GetFlag(FLAGS_resident_margin));
+  if (!(options.paged.selection.resident_logit_margin >= 0.0f)) {
+    return absl::InvalidArgumentError("--resident-margin must be >= 0");
+  }
   options.paged.reestimation.interval = absl::GetFlag(FLAGS_reestimate_interval);
   if (options.paged.reestimation.interval <= 0) {
     return absl::InvalidArgumentError("--reestimate-interval must be > 0");
