@@ -44,7 +44,8 @@ ABSL_FLAG(std::string, modes, "dense,offload-all,quest,leoam",
           "+comp (dynamic page compression), +re (leoam: online re-estimation of the per-layer policies), +sticky "
           "(quest/leoam: keep resident pages unless beaten by --resident_margin), +stickyprev (the same for the "
           "previous step's pages), +pagewalk (leoam: the walk refines "
-          "refine_factor x budget pages' worth of nodes per level), e.g. "
+          "refine_factor x budget pages' worth of nodes per level), +l0store (leoam: the pyramid's level 0 lives in the "
+          "store and candidates' abstracts are read back at each selection), e.g. "
           "leoam+nopf, offload-all+comp, leoam-eq+re.");
 ABSL_FLAG(bool, reuse_prefix, true,
           "Paged modes after the first restore the prompt from the store (prefix reuse) instead of recomputing it; "
@@ -115,7 +116,7 @@ absl::Status Run() {
       std::vector<std::string> parts = absl::StrSplit(mode_name, '+');
       const std::string base = parts[0];
       bool no_prefetch = false, compress = false, reestimate = false, sticky = false, sticky_prev = false,
-           page_walk = false;
+           page_walk = false, level0_in_store = false;
       for (size_t i = 1; i < parts.size(); ++i) {
         if (parts[i] == "nopf") {
           no_prefetch = true;
@@ -127,6 +128,8 @@ absl::Status Run() {
           sticky_prev = true;
         } else if (parts[i] == "pagewalk") {
           page_walk = true;
+        } else if (parts[i] == "l0store") {
+          level0_in_store = true;
         } else if (parts[i] == "comp") {
           compress = true;
         } else {
@@ -153,6 +156,7 @@ absl::Status Run() {
         paged.compression.enabled = compress;
         paged.reestimation.enabled = reestimate;
         paged.selection.refine_by_pages = page_walk;
+        paged.level0_in_store = level0_in_store;
         if (sticky || sticky_prev) {
           paged.selection.resident_logit_margin = static_cast<float>(absl::GetFlag(FLAGS_resident_margin));
         }

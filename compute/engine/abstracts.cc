@@ -49,18 +49,31 @@ void AbstractPyramid::Widen(int32_t page, const float* lo, const float* hi) {
   for (int32_t j = 0; j < levels; ++j) {
     Level& level = levels_[j];
     const int32_t node = page >> j;
-    const size_t need = (static_cast<size_t>(node) + 1) * width;
+    const size_t need = Offset(j, node) + width;
     if (level.min.size() < need) {
       level.min.resize(need, std::numeric_limits<float>::infinity());
       level.max.resize(need, -std::numeric_limits<float>::infinity());
     }
-    float* mn = &level.min[Offset(node)];
-    float* mx = &level.max[Offset(node)];
+    float* mn = &level.min[Offset(j, node)];
+    float* mx = &level.max[Offset(j, node)];
     for (size_t c = 0; c < width; ++c) {
       mn[c] = std::min(mn[c], lo[c]);
       mx[c] = std::max(mx[c], hi[c]);
     }
   }
+}
+
+void AbstractPyramid::ReleaseLevel0Below(int32_t end_page) {
+  end_page = std::min(end_page, num_tokens_ / page_size_);  // full pages only
+  // A pyramid of one level copies its level 0 into the new top level when it grows: keep it.
+  if (end_page <= level0_first_ || levels_.size() < 2) return;
+  const size_t drop = static_cast<size_t>(end_page - level0_first_) * num_kv_heads_ * head_dim_;
+  for (std::vector<float>* v : {&levels_[0].min, &levels_[0].max}) {
+    // A new vector of the rest: erase alone would keep the capacity, and the point is the memory.
+    std::vector<float> rest(v->begin() + static_cast<std::ptrdiff_t>(std::min(drop, v->size())), v->end());
+    v->swap(rest);
+  }
+  level0_first_ = end_page;
 }
 
 uint64_t AbstractPyramid::bytes() const {

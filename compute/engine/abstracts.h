@@ -36,17 +36,27 @@ class AbstractPyramid {
   int32_t first_page(int32_t level, int32_t node) const { return node << level; }
   int32_t end_page(int32_t level, int32_t node) const;
 
-  // [num_kv_heads, head_dim] each.
-  const float* min(int32_t level, int32_t node) const { return &levels_[level].min[Offset(node)]; }
-  const float* max(int32_t level, int32_t node) const { return &levels_[level].max[Offset(node)]; }
+  // [num_kv_heads, head_dim] each. Level 0 only for pages >= level0_first() (see ReleaseLevel0Below).
+  const float* min(int32_t level, int32_t node) const { return &levels_[level].min[Offset(level, node)]; }
+  const float* max(int32_t level, int32_t node) const { return &levels_[level].max[Offset(level, node)]; }
 
-  // Bytes of the abstracts of all levels (min and max, fp32).
+  // Bytes of the abstracts held, all levels (min and max, fp32).
   uint64_t bytes() const;
+
+  // Frees the level-0 abstracts of pages [level0_first(), end_page) — full pages whose abstracts the
+  // KV store holds (PagedKvOptions::level0_in_store): the levels above stay, and selection reads
+  // those pages' level 0 back from the store for candidate regions only. Their keys must not be
+  // added again.
+  void ReleaseLevel0Below(int32_t end_page);
+  // First page whose level-0 abstract is held here (0 unless released).
+  int32_t level0_first() const { return level0_first_; }
 
  private:
   // Widens level-0 node `page` and every node above it to include [mn, mx].
   void Widen(int32_t page, const float* mn, const float* mx);
-  size_t Offset(int32_t node) const { return static_cast<size_t>(node) * num_kv_heads_ * head_dim_; }
+  size_t Offset(int32_t level, int32_t node) const {
+    return static_cast<size_t>(level == 0 ? node - level0_first_ : node) * num_kv_heads_ * head_dim_;
+  }
   struct Level {
     std::vector<float> min, max;  // [nodes, num_kv_heads, head_dim]
   };
@@ -54,6 +64,7 @@ class AbstractPyramid {
   int32_t num_kv_heads_;
   int32_t head_dim_;
   int32_t num_tokens_ = 0;
+  int32_t level0_first_ = 0;  // levels_[0] holds pages [level0_first_, num_pages())
   std::vector<Level> levels_;
 };
 

@@ -294,6 +294,7 @@ absl::Status PagedKvSequence::FlushPuts() {
   }
   pending_puts_.clear();
   stats_.write_seconds += absl::ToDoubleSeconds(absl::Now() - start);
+  ReleaseStoredLevel0();
   return absl::OkStatus();
 }
 
@@ -390,13 +391,14 @@ void PagedKvSequence::IssuePrefetch(int32_t layer, int32_t context) {
       // Speculative query: this layer's (scaled) query against the next layer's abstracts. The
       // residual stream changes little from one layer to the next, so it ranks pages similarly.
       SelectionCounters counters;
-      const std::vector<int32_t> spec =
-          SelectPages(options_.mode, pyramids_[next], host_q_, config_.num_heads, BudgetPages(next, context),
-                      policies_[next], options_.selection, &counters, PreferredPages(next));
+      // A prediction: if the store cannot give released abstracts back now, predict without them.
+      const absl::StatusOr<std::vector<int32_t>> spec = Select(next, context, &counters);
       stats_.prefetch_abstracts_read += counters.abstracts_read;
-      std::vector<int32_t> merged;
-      std::set_union(predicted.begin(), predicted.end(), spec.begin(), spec.end(), std::back_inserter(merged));
-      predicted = std::move(merged);
+      if (spec.ok()) {
+        std::vector<int32_t> merged;
+        std::set_union(predicted.begin(), predicted.end(), spec->begin(), spec->end(), std::back_inserter(merged));
+        predicted = std::move(merged);
+      }
     }
   }
   const size_t max_batch = std::max<uint32_t>(1, options_.kvstore->hello().max_pages_per_request);
@@ -412,6 +414,54 @@ void PagedKvSequence::IssuePrefetch(int32_t layer, int32_t context) {
   }
   const int64_t n = static_cast<int64_t>(pages.size());
   if (prefetcher_->Start(next, std::move(pages), std::move(refs))) stats_.prefetch_pages += n;
+}
+
+absl::StatusOr<std::vector<int32_t>> PagedKvSequence::Select(int32_t layer, int32_t context,
+                                                             SelectionCounters* counters) {
+  Level0Source level0;
+  if (options_.level0_in_store) {
+    level0 = [this, layer](std::span<const int32_t> pages, std::vector<float>* mins, std::vector<float>* maxs) {
+      return StoredLevel0(layer, pages, mins, maxs);
+    };
+  }
+  return SelectPagesFrom(options_.mode, pyramids_[layer], host_q_, config_.num_heads, BudgetPages(layer, context),
+                         policies_[layer], options_.selection, counters, PreferredPages(layer), level0);
+}
+
+absl::Status PagedKvSequence::StoredLevel0(int32_t layer, std::span<const int32_t> pages, std::vector<float>* mins,
+                                           std::vector<float>* maxs) {
+  std::vector<kvstore::PageRef> refs(pages.size());
+  for (size_t i = 0; i < pages.size(); ++i) {
+    refs[i].hash = page_keys_[pages[i]];
+    refs[i].layer = static_cast<uint32_t>(layer);
+  }
+  ASSIGN_OR_RETURN(std::vector<std::optional<std::string>> got, options_.kvstore->GetAbstracts(refs));
+  // As written by FlushPuts: [num_kv_heads * head_dim] mins, then as many maxes, fp32.
+  const size_t width = static_cast<size_t>(kv_dim_);
+  mins->resize(pages.size() * width);
+  maxs->resize(pages.size() * width);
+  for (size_t i = 0; i < pages.size(); ++i) {
+    if (i >= got.size() || !got[i].has_value() || got[i]->size() != 2 * width * sizeof(float)) {
+      return absl::DataLossError(absl::StrFormat(
+          "layer %d page %d: its level-0 abstract was freed here for the store, which %s", layer, pages[i],
+          i < got.size() && got[i].has_value() ? "returned one of the wrong size" : "no longer has it"));
+    }
+    std::memcpy(mins->data() + i * width, got[i]->data(), width * sizeof(float));
+    std::memcpy(maxs->data() + i * width, got[i]->data() + width * sizeof(float), width * sizeof(float));
+  }
+  stats_.level0_bytes_from_store += static_cast<int64_t>(pages.size() * 2 * width * sizeof(float));
+  return absl::OkStatus();
+}
+
+void PagedKvSequence::ReleaseStoredLevel0() {
+  if (!options_.level0_in_store) return;
+  for (int32_t layer = 0; layer < config_.num_layers; ++layer) {
+    AbstractPyramid& pyr = pyramids_[layer];
+    const std::vector<PageState>& state = page_state_[layer];
+    int32_t first_unstored = pyr.level0_first();
+    while (first_unstored < static_cast<int32_t>(state.size()) && state[first_unstored].stored) ++first_unstored;
+    pyr.ReleaseLevel0Below(first_unstored);
+  }
 }
 
 std::span<const uint8_t> PagedKvSequence::PreferredPages(int32_t layer) {

@@ -72,6 +72,15 @@ absl::StatusOr<std::unique_ptr<PagedKvSequence>> PagedKvSequence::Create(kernels
         "compression: need exact_sink_pages >= 0 and 0 <= fp16_gap <= int8_gap, got %d, %g, %g",
         pc.exact_sink_pages, pc.fp16_gap, pc.int8_gap));
   }
+  if (options.level0_in_store) {
+    const char* why = nullptr;
+    if (!tiered) why = "a kvstore and a device budget (the store holds the abstracts)";
+    else if (options.mode != SelectionMode::kLeoam) why = "mode leoam (quest scores every page's level 0 at every step)";
+    else if (pc.enabled) why = "no page compression (it ranks every page's level-0 abstract)";
+    else if (options.score_retention_steps > 0) why = "no score-aware replacement (it scores the selected pages' level 0)";
+    else if (options.reestimation.enabled) why = "no re-estimation (it scores the selected pages' level 0)";
+    if (why != nullptr) return absl::InvalidArgumentError(absl::StrCat("level0_in_store needs ", why));
+  }
   std::unique_ptr<PagedKvSequence> seq(new PagedKvSequence(backend, config, capacity, options));
   int64_t slots = static_cast<int64_t>(seq->max_pages_) * config.num_layers;
   const int64_t slot_bytes = static_cast<int64_t>(2 * seq->page_floats() * sizeof(float));
@@ -253,8 +262,7 @@ absl::Status PagedKvSequence::Attend(int32_t layer, const kernels::AttentionPara
   for (float& x : host_q_) x *= params.scale;
   if (compressing) reference_q_[layer] = host_q_;
   std::vector<int32_t>& pages = last_selection_[layer];
-  pages = SelectPages(options_.mode, pyramids_[layer], host_q_, config_.num_heads, BudgetPages(layer, context),
-                      policies_[layer], options_.selection, &stats_.counters, PreferredPages(layer));
+  ASSIGN_OR_RETURN(pages, Select(layer, context, &stats_.counters));
 
   const int32_t num_pages = pyramids_[layer].num_pages();
   const int32_t last_tokens = context - (num_pages - 1) * options_.page_size;

@@ -126,6 +126,15 @@ struct PagedKvOptions {
   // leoam: online re-estimation of the per-layer policies from the exact attention over the
   // selected pages (policy_estimator.h). Default off (policies fixed at the first decode step).
   ReestimationOptions reestimation{};
+  // Tiered leoam: the pyramid's lowest level lives in the store. Once a full page is written
+  // through (its abstract with it), its level-0 abstract is freed here; the levels above stay, and
+  // each selection reads the level 0 of its candidate pages back from the store (GetAbstracts, one
+  // round trip per layer-step). The levels above add up to about one level 0, so the host memory
+  // for abstracts halves, at the cost of that round trip (8K, structured llama-124m: 22-27 ->
+  // 42-45 ms/token; bench/results/engine_leoam.md section 8). Only level 0 moves to the store: the
+  // levels above are not recomputed from it. Needs a kvstore, mode leoam, no compression (it ranks
+  // every page's level 0), no score-aware replacement and no re-estimation. Default off.
+  bool level0_in_store = false;
 };
 
 // The layout to open a kvstore session with for pages of this engine: dtype F32, the model's
@@ -144,7 +153,8 @@ struct PagedKvStats {
   int64_t pages_selected = 0;   // sum of selected pages
   int64_t tokens_attended = 0;  // sum of attended tokens
   int64_t context_tokens = 0;   // sum of context lengths at selection time
-  SelectionCounters counters;   // abstracts read
+  SelectionCounters counters;   // abstracts read (of them from the store: level0_in_store)
+  int64_t level0_bytes_from_store = 0;  // level0_in_store: abstract bytes read back (GetAbstracts)
   // With collect_stats: sum over selections of the attention mass (mean over query heads) on the
   // selected pages; divide by `selections` for the mean.
   double mass_captured = 0.0;
@@ -319,6 +329,13 @@ class PagedKvSequence final : public KvSequence {
   // Score-aware replacement: sets PageState::score of the decode selection `pages` of `layer` from
   // host_q_ (the step's scaled query) and the pages' level-0 abstracts.
   void ScoreSelection(int32_t layer, const std::vector<int32_t>& pages);
+  // SelectPagesFrom for `layer` with host_q_, the store as the level-0 source under level0_in_store.
+  absl::StatusOr<std::vector<int32_t>> Select(int32_t layer, int32_t context, SelectionCounters* counters);
+  // level0_in_store: the level-0 abstracts of `pages` of `layer` from the store (GetAbstracts).
+  absl::Status StoredLevel0(int32_t layer, std::span<const int32_t> pages, std::vector<float>* mins,
+                            std::vector<float>* maxs);
+  // level0_in_store: frees each layer's level 0 below its first page not yet written through.
+  void ReleaseStoredLevel0();
   // Per page of `layer`, 1 when preferred by SelectionOptions::resident_logit_margin's hysteresis
   // (resident, or selected at the layer's previous step: SelectionOptions::preferred_pages); empty
   // without a margin (or resident pages when not tiered). Valid until the next call.

@@ -101,6 +101,7 @@ absl::StatusOr<PrefixRestore> PagedKvSequence::RestorePrefix(std::span<const int
   for (int32_t l = 0; l < layers; ++l) length_[l] = pages * ps;
   tokens_.assign(prompt.begin(), prompt.begin() + static_cast<size_t>(pages) * ps);
   page_keys_.assign(chain.begin(), chain.begin() + pages);
+  ReleaseStoredLevel0();  // level0_in_store: the restored pages' level 0 stays in the store
 
   restore.cached_tokens = pages * ps;
   restore.pages_memory = std::min<int32_t>(static_cast<int32_t>(info.num_in_memory), pages);

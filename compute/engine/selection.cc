@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "kernels/cpu/cpu_features.h"
 #include "kernels/cpu/simd_kernels.h"
 
@@ -19,20 +20,21 @@ const kernels::cpu::SimdKernels& Simd() {
   return simd;
 }
 
-// Scores `nodes` of `level` (see selection.h): the mean over query heads of the node's share of a
-// softmax of that head's bounds over `nodes`. One HeadBounds call per node (every head at once);
-// the bounds are kept head-major so that each head's softmax runs on contiguous SIMD loops.
-std::vector<float> ScoreNodes(const AbstractPyramid& pyr, int32_t level, const std::vector<int32_t>& nodes,
+// Scores boxes (see selection.h): the mean over query heads of the box's share of a softmax of
+// that head's bounds over the boxes. One HeadBounds call per box (every head at once); the bounds
+// are kept head-major so that each head's softmax runs on contiguous SIMD loops.
+//   mins[i], maxs[i]: box i, [num_kv_heads, head_dim] each
+std::vector<float> ScoreBoxes(std::span<const float* const> mins, std::span<const float* const> maxs,
                               const HeadBounds& bounds_of, SelectionCounters* counters) {
   const int32_t num_heads = bounds_of.num_heads();
-  const size_t n = nodes.size();
+  const size_t n = mins.size();
   std::vector<float> score(n, 0.0f);
   if (counters != nullptr) counters->abstracts_read += static_cast<int64_t>(n);
   if (n == 0) return score;
   std::vector<float> bounds(n * num_heads);  // [head, node]
   std::vector<float> node_bounds(num_heads);
   for (size_t i = 0; i < n; ++i) {
-    bounds_of.Compute(pyr.min(level, nodes[i]), pyr.max(level, nodes[i]), node_bounds.data());
+    bounds_of.Compute(mins[i], maxs[i], node_bounds.data());
     for (int32_t h = 0; h < num_heads; ++h) bounds[h * n + i] = node_bounds[h];
   }
   const kernels::cpu::SimdKernels& simd = Simd();
@@ -43,6 +45,17 @@ std::vector<float> ScoreNodes(const AbstractPyramid& pyr, int32_t level, const s
     simd.axpy(1.0f / (sum * static_cast<float>(num_heads)), b, score.data(), static_cast<int64_t>(n));
   }
   return score;
+}
+
+// ScoreBoxes over `nodes` of `level` of the pyramid (held there).
+std::vector<float> ScoreNodes(const AbstractPyramid& pyr, int32_t level, const std::vector<int32_t>& nodes,
+                              const HeadBounds& bounds_of, SelectionCounters* counters) {
+  std::vector<const float*> mins(nodes.size()), maxs(nodes.size());
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    mins[i] = pyr.min(level, nodes[i]);
+    maxs[i] = pyr.max(level, nodes[i]);
+  }
+  return ScoreBoxes(mins, maxs, bounds_of, counters);
 }
 
 // The first min(limit, size) indices of `score` by decreasing score, ties by index: the prefix a
@@ -78,10 +91,12 @@ absl::StatusOr<SelectionMode> ParseSelectionMode(std::string_view name) {
       absl::StrCat("unknown mode '", absl::string_view(name.data(), name.size()), "' (dense, offload-all, quest or leoam)"));
 }
 
-std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr, std::span<const float> q,
-                                 int32_t num_heads, int32_t budget_pages, const LayerPolicy& policy,
-                                 const SelectionOptions& options, SelectionCounters* counters,
-                                 std::span<const uint8_t> preferred) {
+absl::StatusOr<std::vector<int32_t>> SelectPagesFrom(SelectionMode mode, const AbstractPyramid& pyr,
+                                                     std::span<const float> q, int32_t num_heads,
+                                                     int32_t budget_pages, const LayerPolicy& policy,
+                                                     const SelectionOptions& options, SelectionCounters* counters,
+                                                     std::span<const uint8_t> preferred,
+                                                     const Level0Source& level0) {
   const int32_t num_pages = pyr.num_pages();
   std::vector<int32_t> all(num_pages);
   std::iota(all.begin(), all.end(), 0);
@@ -144,7 +159,37 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr,
     if (forced(p)) chosen.push_back(p);
   }
   if (!candidates.empty() && remaining > 0) {
-    std::vector<float> score = ScoreNodes(pyr, 0, candidates, bounds_of, counters);
+    // Level-0 boxes: held by the pyramid, or (released pages, candidates only) from the source.
+    std::vector<const float*> mins(candidates.size()), maxs(candidates.size());
+    std::vector<int32_t> missing;       // pages
+    std::vector<size_t> missing_index;  // their index in candidates
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      if (candidates[i] >= pyr.level0_first()) {
+        mins[i] = pyr.min(0, candidates[i]);
+        maxs[i] = pyr.max(0, candidates[i]);
+      } else {
+        missing.push_back(candidates[i]);
+        missing_index.push_back(i);
+      }
+    }
+    std::vector<float> fetched_min, fetched_max;
+    if (!missing.empty()) {
+      if (!level0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(missing.size(), " candidate pages have no level-0 abstract here and there is no source"));
+      }
+      RETURN_IF_ERROR(level0(missing, &fetched_min, &fetched_max));
+      const size_t width = static_cast<size_t>(pyr.num_kv_heads()) * pyr.head_dim();
+      if (fetched_min.size() != missing.size() * width || fetched_max.size() != missing.size() * width) {
+        return absl::InternalError("level-0 source returned the wrong number of abstracts");
+      }
+      if (counters != nullptr) counters->abstracts_from_store += static_cast<int64_t>(missing.size());
+      for (size_t k = 0; k < missing.size(); ++k) {
+        mins[missing_index[k]] = fetched_min.data() + k * width;
+        maxs[missing_index[k]] = fetched_max.data() + k * width;
+      }
+    }
+    std::vector<float> score = ScoreBoxes(mins, maxs, bounds_of, counters);
     if (options.resident_logit_margin > 0.0f && !preferred.empty()) {
       // Hysteresis: a preferred page (on the device) is only displaced by one that beats it by the margin.
       const float keep = std::exp(options.resident_logit_margin);
@@ -157,6 +202,20 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr,
   }
   std::sort(chosen.begin(), chosen.end());
   return chosen;
+}
+
+std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyr, std::span<const float> q,
+                                 int32_t num_heads, int32_t budget_pages, const LayerPolicy& policy,
+                                 const SelectionOptions& options, SelectionCounters* counters,
+                                 std::span<const uint8_t> preferred) {
+  absl::StatusOr<std::vector<int32_t>> pages =
+      SelectPagesFrom(mode, pyr, q, num_heads, budget_pages, policy, options, counters, preferred, nullptr);
+  if (pages.ok()) return *std::move(pages);
+  // Without a source only a released level 0 fails (SelectPages is for pyramids that hold theirs):
+  // every page, which attends exactly.
+  std::vector<int32_t> all(pyr.num_pages());
+  std::iota(all.begin(), all.end(), 0);
+  return all;
 }
 
 std::vector<float> ScorePages(const AbstractPyramid& pyramid, const std::vector<int32_t>& pages,

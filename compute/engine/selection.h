@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -113,7 +114,8 @@ struct LayerPolicy {
 };
 
 struct SelectionCounters {
-  int64_t abstracts_read = 0;  // node abstracts scored (one per node, all KV heads)
+  int64_t abstracts_read = 0;        // node abstracts scored (one per node, all KV heads)
+  int64_t abstracts_from_store = 0;  // of those, level-0 abstracts read back through a Level0Source
 };
 
 // Selects pages of a layer for one query.
@@ -126,6 +128,22 @@ std::vector<int32_t> SelectPages(SelectionMode mode, const AbstractPyramid& pyra
                                  int32_t num_heads, int32_t budget_pages, const LayerPolicy& policy,
                                  const SelectionOptions& options, SelectionCounters* counters,
                                  std::span<const uint8_t> preferred = {});
+
+// Level-0 abstracts a pyramid no longer holds (AbstractPyramid::ReleaseLevel0Below): fills mins and
+// maxs ([pages.size(), num_kv_heads * head_dim] each) for `pages`, e.g. from the KV store.
+using Level0Source =
+    std::function<absl::Status(std::span<const int32_t> pages, std::vector<float>* mins, std::vector<float>* maxs)>;
+
+// SelectPages over a pyramid whose level 0 may be partly released: the walk runs on the levels
+// held, and the level-0 abstracts of the candidate pages below pyramid.level0_first() come from
+// `level0` (one call per selection, candidates only). Errors are `level0`'s; FAILED_PRECONDITION
+// when abstracts are missing and there is no source.
+absl::StatusOr<std::vector<int32_t>> SelectPagesFrom(SelectionMode mode, const AbstractPyramid& pyramid,
+                                                     std::span<const float> q, int32_t num_heads,
+                                                     int32_t budget_pages, const LayerPolicy& policy,
+                                                     const SelectionOptions& options, SelectionCounters* counters,
+                                                     std::span<const uint8_t> preferred,
+                                                     const Level0Source& level0);
 
 // Level-0 scores of `pages` for query q ([num_heads, head_dim], scaled), as SelectPages ranks them
 // (see the file comment: mean over query heads of the page's share of a softmax of that head's

@@ -12,6 +12,26 @@
 namespace leoam {
 namespace {
 
+// Every node the pyramid holds (level 0 from level0_first()) is the min / max of its pages' keys
+// among the first `tokens` of keys ([tokens, num_kv_heads * head_dim]).
+void ExpectNodesAreMinMax(const AbstractPyramid& pyr, const std::vector<float>& keys, int tokens) {
+  const int ps = pyr.page_size(), width = pyr.num_kv_heads() * pyr.head_dim();
+  for (int level = 0; level < pyr.num_levels(); ++level) {
+    for (int node = level == 0 ? pyr.level0_first() : 0; node < pyr.num_nodes(level); ++node) {
+      const int end_tok = std::min(pyr.end_page(level, node) * ps, tokens);
+      for (int c = 0; c < width; ++c) {
+        float mn = 1e30f, mx = -1e30f;
+        for (int x = pyr.first_page(level, node) * ps; x < end_tok; ++x) {
+          mn = std::min(mn, keys[x * width + c]);
+          mx = std::max(mx, keys[x * width + c]);
+        }
+        ASSERT_EQ(pyr.min(level, node)[c], mn) << "level " << level << " node " << node;
+        ASSERT_EQ(pyr.max(level, node)[c], mx) << "level " << level << " node " << node;
+      }
+    }
+  }
+}
+
 TEST(AbstractPyramidTest, NodesAreMinMaxOfTheirPagesAtEveryLevel) {
   const int ps = 4, kvh = 2, d = 3, width = kvh * d;
   AbstractPyramid pyr(ps, kvh, d);
@@ -25,23 +45,32 @@ TEST(AbstractPyramidTest, NodesAreMinMaxOfTheirPagesAtEveryLevel) {
     ASSERT_EQ(pyr.num_pages(), (tokens + ps - 1) / ps);
     if (tokens % 7 != 0 && tokens != 4 * 37 + 2) continue;  // check periodically and at the end
     ASSERT_EQ(pyr.num_nodes(pyr.num_levels() - 1), 1);
-    for (int level = 0; level < pyr.num_levels(); ++level) {
-      for (int node = 0; node < pyr.num_nodes(level); ++node) {
-        const int first_tok = pyr.first_page(level, node) * ps;
-        const int end_tok = std::min(pyr.end_page(level, node) * ps, tokens);
-        for (int c = 0; c < width; ++c) {
-          float mn = 1e30f, mx = -1e30f;
-          for (int x = first_tok; x < end_tok; ++x) {
-            mn = std::min(mn, keys[x * width + c]);
-            mx = std::max(mx, keys[x * width + c]);
-          }
-          ASSERT_EQ(pyr.min(level, node)[c], mn) << "level " << level << " node " << node << " tokens " << tokens;
-          ASSERT_EQ(pyr.max(level, node)[c], mx) << "level " << level << " node " << node << " tokens " << tokens;
-        }
-      }
-    }
+    ASSERT_NO_FATAL_FAILURE(ExpectNodesAreMinMax(pyr, keys, tokens)) << "tokens " << tokens;
   }
   EXPECT_GT(pyr.bytes(), 0u);
+}
+
+// Releasing level 0 below a page frees it and changes nothing above it or after it: the upper
+// levels still bound every key, also keys added after the release.
+TEST(AbstractPyramidTest, ReleasedLevel0LeavesTheRestExact) {
+  const int ps = 4, kvh = 2, d = 3, width = kvh * d;
+  AbstractPyramid pyr(ps, kvh, d);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-5.0f, 5.0f);
+  std::vector<float> keys;
+  auto add = [&](int t) {
+    for (int c = 0; c < width; ++c) keys.push_back(u(rng));
+    pyr.AddKey(t, keys.data() + static_cast<size_t>(t) * width);
+  };
+  for (int t = 0; t < 4 * 20 + 1; ++t) add(t);  // 21 pages, the last one partial
+  const uint64_t before = pyr.bytes();
+  pyr.ReleaseLevel0Below(25);  // clamped to the 20 full pages
+  EXPECT_EQ(pyr.level0_first(), 20);
+  EXPECT_LT(pyr.bytes(), before);
+  for (int t = 4 * 20 + 1; t < 4 * 30; ++t) add(t);  // up to 30 pages
+  ASSERT_NO_FATAL_FAILURE(ExpectNodesAreMinMax(pyr, keys, 4 * 30));
+  pyr.ReleaseLevel0Below(10);  // below what is already released: nothing
+  EXPECT_EQ(pyr.level0_first(), 20);
 }
 
 TEST(KeyBoundTest, BoundsEveryKeyInTheBoxAndIsTightAtACorner) {

@@ -176,6 +176,49 @@ TEST_F(TieredKvTest, ChunkedPrefillSparseSelectionMatchesResident) {
   }
 }
 
+// The pyramid's lowest level in the store (PagedKvOptions::level0_in_store): leoam frees the
+// level-0 abstracts of written-through pages and reads its candidates' back from the store at each
+// selection. The tokens are those of the same run with level 0 held here, also after the prompt
+// comes back from the store as a restored prefix.
+TEST_F(TieredKvTest, Level0InStoreSelectsTheSamePages) {
+  LEOAM_REQUIRE_SHARED(model_path, "models/stories260K.gguf");
+  ASSERT_NO_FATAL_FAILURE(Start(model_path, 8, 64));
+  const std::vector<int32_t> prompt = testing::SampledPrompt(*model_, 300, 11);
+  GenerateOptions options;
+  options.max_tokens = 120;
+  options.stop_tokens = {};
+  const int capacity = static_cast<int>(prompt.size()) + 119;
+  options.paged_kv = Tiered(SelectionMode::kLeoam, 8, capacity, 0.3);
+  options.paged_kv->budget_fraction = 0.2;
+  options.reuse_prefix = false;
+  auto held = Generate(*model_, nullptr, prompt, options);
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(held->kv_stats.counters.abstracts_from_store, 0);
+  EXPECT_LT(held->kv_stats.tokens_attended, held->kv_stats.context_tokens);  // really sparse
+
+  options.paged_kv->level0_in_store = true;
+  for (bool restored : {false, true}) {
+    SCOPED_TRACE(restored ? "prompt restored from the store" : "prompt computed");
+    options.reuse_prefix = restored;
+    auto in_store = Generate(*model_, nullptr, prompt, options);
+    ASSERT_TRUE(in_store.ok()) << in_store.status() << "\n" << proc_->Log();
+    EXPECT_EQ(in_store->tokens, held->tokens);
+    const PagedKvStats& st = in_store->kv_stats;
+    EXPECT_GT(st.counters.abstracts_from_store, 0);
+    EXPECT_LT(st.counters.abstracts_from_store, st.counters.abstracts_read);  // candidates only
+    EXPECT_GT(st.level0_bytes_from_store, 0);
+  }
+
+  // Combinations that read every page's level 0 are refused.
+  for (SelectionMode mode : {SelectionMode::kQuest, SelectionMode::kLeoam}) {
+    PagedKvOptions bad = Tiered(mode, 8, capacity, 0.3);
+    bad.level0_in_store = true;
+    if (mode == SelectionMode::kLeoam) bad.compression.enabled = true;
+    auto seq = PagedKvSequence::Create(*backend_, model_->config(), capacity, bad);
+    EXPECT_EQ(seq.status().code(), absl::StatusCode::kInvalidArgument) << SelectionModeName(mode);
+  }
+}
+
 // Dynamic compression: pages written to the store in fp16 / int8 / int4 by importance (the sink
 // exact) and decoded when read back. The prompt's chunks read evicted pages back, so its logits
 // show the (small) cost against exact pages.
