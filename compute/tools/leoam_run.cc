@@ -91,6 +91,10 @@ ABSL_FLAG(double, resident_margin, 0.0,
           "its place in a decode selection unless another page's estimated mass is larger by e^margin (logit "
           "units; 1 is what bench/results/engine_leoam.md section 6 measures: fewer misses, a small quality cost). "
           "The selection then depends on what is resident. 0: off (default).");
+ABSL_FLAG(bool, level0_in_store, false,
+          "leoam with --kvstore and --device-budget: keep the abstract pyramid's lowest level in the store (freed here "
+          "once a page is written through; selection reads its candidates' back each step): half the abstract memory, "
+          "one more store round trip per layer and step. Off by default.");
 ABSL_FLAG(bool, reestimate, false,
           "leoam: re-estimate the per-layer policies online from the exact attention over the selected pages "
           "(budget moved between layers, total kept; dense layers may turn sparse and the reverse). Off: the "
@@ -215,6 +219,7 @@ absl::Status Run() {
     paged.score_retention_steps = absl::GetFlag(FLAGS_score_retention_steps);
     paged.selection.equal_total_budget = absl::GetFlag(FLAGS_equal_total_budget);
     paged.selection.resident_logit_margin = static_cast<float>(absl::GetFlag(FLAGS_resident_margin));
+    paged.level0_in_store = absl::GetFlag(FLAGS_level0_in_store);
     if (!(paged.selection.resident_logit_margin >= 0.0f)) return absl::InvalidArgumentError("--resident-margin must be >= 0");
     paged.reestimation.enabled = absl::GetFlag(FLAGS_reestimate);
     paged.reestimation.interval = absl::GetFlag(FLAGS_reestimate_interval);
