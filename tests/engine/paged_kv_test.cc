@@ -9,19 +9,11 @@
 
 #include "compute/model/kv_cache.h"
 #include "gtest/gtest.h"
+#include "tests/engine/small_config.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace leoam {
 namespace {
-
-ModelConfig SmallConfig() {
-  ModelConfig c;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  return c;
-}
 
 class PagedKvTest : public ::testing::Test {
  protected:
@@ -38,7 +30,7 @@ class PagedKvTest : public ::testing::Test {
   }
   // Appends n rows to both sequences and compares Attend outputs of every layer.
   void Step(KvSequence& a, KvSequence& b, int start, int n, float tol) {
-    const ModelConfig c = SmallConfig();
+    const ModelConfig c = testing::TwoLayerConfig();
     for (int l = 0; l < c.num_layers; ++l) {
       std::vector<float> k = Random(n * c.kv_dim()), v = Random(n * c.kv_dim()), q = Random(n * c.q_dim());
       ASSERT_TRUE(a.Append(l, start, n, k.data(), v.data()).ok());
@@ -57,9 +49,9 @@ class PagedKvTest : public ::testing::Test {
 
 TEST_F(PagedKvTest, FullBudgetEqualsDenseCacheInPrefillAndDecode) {
   for (SelectionMode mode : {SelectionMode::kDense, SelectionMode::kQuest, SelectionMode::kLeoam}) {
-    auto dense = KvCache::Create(*backend_, SmallConfig(), 200);
+    auto dense = KvCache::Create(*backend_, testing::TwoLayerConfig(), 200);
     ASSERT_TRUE(dense.ok());
-    auto paged = PagedKvSequence::Create(*backend_, SmallConfig(), 200,
+    auto paged = PagedKvSequence::Create(*backend_, testing::TwoLayerConfig(), 200,
                                          {.page_size = 8, .mode = mode, .budget_fraction = 1.0});
     ASSERT_TRUE(paged.ok()) << paged.status();
     Step(*dense, **paged, 0, 37, 1e-5f);   // prompt chunks
@@ -74,7 +66,7 @@ TEST_F(PagedKvTest, FullBudgetEqualsDenseCacheInPrefillAndDecode) {
 
 // With a small budget the output is exactly dense attention restricted to the selected pages.
 TEST_F(PagedKvTest, SparseStepAttendsExactlyTheSelectedPages) {
-  const ModelConfig c = SmallConfig();
+  const ModelConfig c = testing::TwoLayerConfig();
   const int ps = 8, n = 100;
   auto paged = PagedKvSequence::Create(*backend_, c, 128, {.page_size = ps, .mode = SelectionMode::kQuest,
                                                            .budget_tokens = 32});
@@ -113,14 +105,14 @@ TEST_F(PagedKvTest, SparseStepAttendsExactlyTheSelectedPages) {
 }
 
 TEST_F(PagedKvTest, RefusesOutOfOrderAppendsAndBadOptions) {
-  auto paged = PagedKvSequence::Create(*backend_, SmallConfig(), 16, {});
+  auto paged = PagedKvSequence::Create(*backend_, testing::TwoLayerConfig(), 16, {});
   ASSERT_TRUE(paged.ok());
-  std::vector<float> k = Random(20 * SmallConfig().kv_dim());
+  std::vector<float> k = Random(20 * testing::TwoLayerConfig().kv_dim());
   EXPECT_FALSE((*paged)->Append(0, 3, 1, k.data(), k.data()).ok());   // gap
   EXPECT_FALSE((*paged)->Append(0, 0, 17, k.data(), k.data()).ok());  // past capacity
   EXPECT_FALSE((*paged)->Append(2, 0, 1, k.data(), k.data()).ok());   // no such layer
-  EXPECT_FALSE(PagedKvSequence::Create(*backend_, SmallConfig(), 16, {.page_size = 0}).ok());
-  EXPECT_FALSE(PagedKvSequence::Create(*backend_, SmallConfig(), 16, {.budget_fraction = 1.5}).ok());
+  EXPECT_FALSE(PagedKvSequence::Create(*backend_, testing::TwoLayerConfig(), 16, {.page_size = 0}).ok());
+  EXPECT_FALSE(PagedKvSequence::Create(*backend_, testing::TwoLayerConfig(), 16, {.budget_fraction = 1.5}).ok());
 }
 
 TEST(ParseBudgetTest, TokensOrFraction) {

@@ -11,6 +11,7 @@
 #include "compute/engine/paged_kv.h"
 #include "compute/model/llama_model.h"
 #include "gtest/gtest.h"
+#include "tests/engine/small_config.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/engine/sampled_prompt.h"
 #include "tests/testing/shared_data.h"
@@ -20,19 +21,10 @@ namespace {
 
 constexpr int kPage = 16;
 
-ModelConfig TwoLayers() {
-  ModelConfig c;
-  c.num_layers = 2;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.head_dim = 16;
-  return c;
-}
-
 TEST(ReestimationTest, ConcentratedLayerLosesBudgetToFlatLayer) {
   auto backend = kernels::CpuBackend::Create({.num_threads = 1});
   ASSERT_TRUE(backend.ok()) << backend.status();
-  const ModelConfig c = TwoLayers();
+  const ModelConfig c = testing::TwoLayerConfig();
   const int prompt = 40 * kPage, steps = 24;
   PagedKvOptions o{.page_size = kPage, .mode = SelectionMode::kLeoam, .budget_tokens = 10 * kPage};
   o.selection.adaptive = false;           // both layers start at the base budget
@@ -95,13 +87,13 @@ TEST(ReestimationTest, OffByDefaultAndRejectsBadOptions) {
   auto backend = kernels::CpuBackend::Create({.num_threads = 1});
   ASSERT_TRUE(backend.ok()) << backend.status();
   PagedKvOptions o;
-  auto seq = PagedKvSequence::Create(**backend, TwoLayers(), 64, o);
+  auto seq = PagedKvSequence::Create(**backend, testing::TwoLayerConfig(), 64, o);
   ASSERT_TRUE(seq.ok()) << seq.status();
   EXPECT_EQ((*seq)->estimator(), nullptr);
   o.reestimation = {.enabled = true, .interval = 0};
-  EXPECT_FALSE(PagedKvSequence::Create(**backend, TwoLayers(), 64, o).ok());
+  EXPECT_FALSE(PagedKvSequence::Create(**backend, testing::TwoLayerConfig(), 64, o).ok());
   o.reestimation = {.enabled = true, .smoothing = 0.0f};
-  EXPECT_FALSE(PagedKvSequence::Create(**backend, TwoLayers(), 64, o).ok());
+  EXPECT_FALSE(PagedKvSequence::Create(**backend, testing::TwoLayerConfig(), 64, o).ok());
 }
 
 class ReestimationStoriesTest : public ::testing::Test {

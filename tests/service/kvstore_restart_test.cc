@@ -20,12 +20,6 @@ namespace {
 namespace v1 = ::leoam::v1;
 using ::leoam::kvstore::testing::KvStoreProcess;
 
-std::vector<int32_t> LongPrompt() {
-  std::vector<int32_t> p = {1};
-  for (int i = 0; i < 199; ++i) p.push_back(5 + (i * 7919) % 1990);
-  return p;
-}
-
 TEST(KvStoreRestartTest, ServiceSurvivesAStoreKillAndReusesThePersistedCache) {
   ::leoam::testing::TempDir dir;
   const std::string model = dir.File("slow.gguf");
@@ -44,11 +38,11 @@ TEST(KvStoreRestartTest, ServiceSurvivesAStoreKillAndReusesThePersistedCache) {
   ASSERT_TRUE(WaitForServer(*stub, [](const auto& r) { return r.kvstore_connected(); }, absl::Seconds(10)));
 
   // 1. A long prompt through the store; again, and its prefix comes from the store's memory tier.
-  Outcome first = RunGenerate(*stub, Greedy(LongPrompt(), 8));
+  Outcome first = RunGenerate(*stub, Greedy(LongPrompt(200), 8));
   ASSERT_TRUE(first.status.ok()) << first.status.error_message() << (*proc)->Log();
   ASSERT_EQ(first.final.finish_reason(), v1::FINISH_REASON_LENGTH) << first.final.error();
   EXPECT_EQ(first.final.usage().cached_tokens_memory() + first.final.usage().cached_tokens_disk(), 0);
-  Outcome second = RunGenerate(*stub, Greedy(LongPrompt(), 8));
+  Outcome second = RunGenerate(*stub, Greedy(LongPrompt(200), 8));
   ASSERT_TRUE(second.status.ok()) << second.status.error_message();
   EXPECT_GT(second.final.usage().cached_tokens_memory(), 0);
   EXPECT_EQ(second.tokens, first.tokens);  // the restored prefix gives the same greedy tokens
@@ -58,7 +52,7 @@ TEST(KvStoreRestartTest, ServiceSurvivesAStoreKillAndReusesThePersistedCache) {
   std::atomic<int> seen{0};
   std::thread t([&] {
     auto s = (*proc)->NewStub();
-    v1::GenerateRequest r = Greedy(LongPrompt(), 3000);
+    v1::GenerateRequest r = Greedy(LongPrompt(200), 3000);
     r.set_ignore_eos(true);
     victim = RunGenerate(*s, r, absl::ZeroDuration(), [&](grpc::ClientContext&, int n) { seen = n; });
   });
@@ -81,7 +75,7 @@ TEST(KvStoreRestartTest, ServiceSurvivesAStoreKillAndReusesThePersistedCache) {
   Outcome small = RunGenerate(*stub, Greedy({1, 300, 301, 302}, 20));
   ASSERT_TRUE(small.status.ok()) << small.status.error_message();
   EXPECT_EQ(small.tokens.size(), 20u);
-  Outcome refused = RunGenerate(*stub, Greedy(LongPrompt(), 8));
+  Outcome refused = RunGenerate(*stub, Greedy(LongPrompt(200), 8));
   EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_NE(refused.status.error_message().find("not reachable"), std::string::npos) << refused.status.error_message();
 
@@ -91,7 +85,7 @@ TEST(KvStoreRestartTest, ServiceSurvivesAStoreKillAndReusesThePersistedCache) {
   ASSERT_TRUE(restarted.ok()) << restarted.status();
   ASSERT_TRUE(WaitForServer(
       *stub, [](const auto& r) { return r.kvstore_connected() && r.kvstore_reconnects() >= 1; }, absl::Seconds(20)));
-  Outcome after = RunGenerate(*stub, Greedy(LongPrompt(), 8));
+  Outcome after = RunGenerate(*stub, Greedy(LongPrompt(200), 8));
   ASSERT_TRUE(after.status.ok()) << after.status.error_message() << (*proc)->Log();
   EXPECT_EQ(after.final.finish_reason(), v1::FINISH_REASON_LENGTH) << after.final.error();
   EXPECT_GT(after.final.usage().cached_tokens_disk(), 0);

@@ -18,12 +18,6 @@ namespace {
 namespace v1 = ::leoam::v1;
 using ::leoam::kvstore::testing::KvStoreProcess;
 
-std::vector<int32_t> LongPrompt() {
-  std::vector<int32_t> p = {1};
-  for (int i = 0; i < 299; ++i) p.push_back(5 + (i * 7919) % 1990);
-  return p;
-}
-
 // Starts a store and a compute process on `model` with `order`, runs the long prompt once.
 Outcome RunWithOrder(const ::leoam::testing::TempDir& dir, const std::string& model, const std::string& order) {
   const std::string kv_dir = dir.File("kv-" + order);
@@ -40,7 +34,7 @@ Outcome RunWithOrder(const ::leoam::testing::TempDir& dir, const std::string& mo
   if (!proc.ok()) return {};
   auto stub = (*proc)->NewStub();
   EXPECT_TRUE(WaitForServer(*stub, [](const auto& r) { return r.kvstore_connected(); }, absl::Seconds(10)));
-  v1::GenerateRequest request = Greedy(LongPrompt(), 12);
+  v1::GenerateRequest request = Greedy(LongPrompt(300), 12);
   request.set_ignore_eos(true);
   request.set_report_progress(true);
   Outcome o = RunGenerate(*stub, request);

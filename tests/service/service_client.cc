@@ -72,4 +72,10 @@ leoam::v1::GenerateRequest Greedy(std::vector<int32_t> ids, int32_t max_tokens) 
   return r;
 }
 
+std::vector<int32_t> LongPrompt(int32_t n) {
+  std::vector<int32_t> p = {1};
+  for (int32_t i = 0; i + 1 < n; ++i) p.push_back(5 + (i * 7919) % 1990);
+  return p;
+}
+
 }  // namespace leoam::service::testing

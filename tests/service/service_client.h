@@ -42,4 +42,7 @@ absl::Status MakeSlowSyntheticModel(const std::string& path, const std::string& 
 
 leoam::v1::GenerateRequest Greedy(std::vector<int32_t> ids, int32_t max_tokens);
 
+// BOS plus n - 1 token ids spread over [5, 1995) (a fixed long prompt for the store and layer-major tests).
+std::vector<int32_t> LongPrompt(int32_t n);
+
 }  // namespace leoam::service::testing
